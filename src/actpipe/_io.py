@@ -1,0 +1,78 @@
+"""Small file helpers shared by every stage: atomic outputs and checksums."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def temporary_path(path: str | os.PathLike[str]) -> Path:
+    """The name an output is written under until it is complete.
+
+    It sits in the same directory as ``path`` (so the final rename is atomic) and carries
+    the writer's pid, so two writers never share it.
+    """
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path; rename it to ``path`` only when the block succeeds.
+
+    A crash, an exception or a kill inside the block leaves ``path`` untouched: either the
+    previous complete file or nothing. The temporary file is removed on exceptions.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_json(path: str | os.PathLike[str], data: Any, indent: int | None = 1) -> None:
+    """Write JSON atomically (sorted keys are not forced: order is meaningful here)."""
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=indent)
+            fh.write("\n")
+
+
+def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def closest_names(name: str, candidates: list[str] | tuple[str, ...], n: int = 5) -> list[str]:
+    """The candidates most similar to ``name`` (for 'did you mean' messages)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.5)
+    if not close:
+        lowered = name.lower()
+        close = [c for c in candidates if lowered in c.lower() or c.lower() in lowered][:n]
+    return close
+
+
+def did_you_mean(name: str, candidates: list[str] | tuple[str, ...], what: str) -> str:
+    """A sentence listing close matches, or a few valid names when nothing is close."""
+    close = closest_names(name, candidates)
+    if close:
+        return f"closest {what}: {', '.join(close)}"
+    shown = list(candidates)[:10]
+    more = "" if len(candidates) <= 10 else f" (and {len(candidates) - 10} more)"
+    return f"available {what}: {', '.join(shown)}{more}"

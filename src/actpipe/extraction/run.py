@@ -1,0 +1,225 @@
+"""Extraction of one model on one stimulus set into one per-model HDF5 file.
+
+Image loading runs one batch ahead in a background thread and HDF5 writing one batch
+behind in another, so the forward pass (which releases the GIL) is rarely kept waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..devices import select_device
+from ..models import ModelSpec, build_model
+from ..preprocess import Jitter, expose, prepare_image
+from ..stimuli import StimulusError, StimulusSet
+from ..storage import ActivationWriter, StorageOptions
+from .capture import LayerCapture
+from .runtime import set_deterministic, tune_malloc
+
+log = logging.getLogger(__name__)
+
+ON_BAD_IMAGE = ("error", "skip")
+
+
+@dataclass(frozen=True)
+class ExtractionOptions:
+    """Settings shared by every model of a run (the config's ``extraction:`` block)."""
+
+    n_replicates: int = 1
+    jitter: Jitter = field(default_factory=Jitter)
+    seed: int = 0
+    device: str = "auto"
+    on_bad_image: str = "error"
+    storage: StorageOptions = field(default_factory=StorageOptions)
+    tune_malloc: bool = True
+    channels_last: bool = False
+    progress: bool = True
+
+    @classmethod
+    def from_config(cls, block: dict[str, Any], storage: dict[str, Any] | None = None
+                    ) -> ExtractionOptions:
+        block = dict(block or {})
+        seed = int(block.get("seed", 0))
+        options = cls(
+            n_replicates=int(block.get("n_replicates", 1)),
+            jitter=Jitter.from_config(block.get("jitter"), seed),
+            seed=seed,
+            device=str(block.get("device", "auto")),
+            on_bad_image=str(block.get("on_bad_image", "error")),
+            storage=StorageOptions.from_config(storage),
+            tune_malloc=bool(block.get("tune_malloc", True)),
+            channels_last=bool(block.get("channels_last", False)),
+            progress=bool(block.get("progress", True)),
+        )
+        if options.n_replicates < 1:
+            raise ValueError(f"extraction.n_replicates must be >= 1, got {options.n_replicates}")
+        if options.on_bad_image not in ON_BAD_IMAGE:
+            raise ValueError(f"extraction.on_bad_image must be one of {ON_BAD_IMAGE}")
+        return options
+
+
+@dataclass
+class Batch:
+    """Inputs for one forward pass: ``n_images * n_replicates`` exposures, image-major."""
+
+    ids: list[str]
+    inputs: torch.Tensor
+    jitter: np.ndarray
+    skipped: list[str]
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("actpipe", "torch", "torchvision", "timm", "numpy", "h5py", "pillow"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def iter_batches(stimuli: StimulusSet, spec: ModelSpec, options: ExtractionOptions,
+                 pin: bool) -> Iterator[Batch]:
+    """Batches of prepared, jittered, normalised exposures, in stimulus order."""
+    per_batch = max(1, spec.batch_size // options.n_replicates)
+    for start in range(0, len(stimuli), per_batch):
+        ids, tensors, records, skipped = [], [], [], []
+        for sid, path in zip(stimuli.ids[start:start + per_batch],
+                             stimuli.paths[start:start + per_batch], strict=True):
+            try:
+                image = prepare_image(path, spec.preprocess)
+            except StimulusError as exc:
+                if options.on_bad_image == "skip":
+                    log.warning("skipping stimulus %r: %s", sid, exc)
+                    skipped.append(sid)
+                    continue
+                raise
+            exposures, record = expose(image, sid, options.n_replicates, options.jitter,
+                                       spec.preprocess)
+            ids.append(sid)
+            tensors.append(exposures)
+            records.append(record)
+        if ids:
+            inputs = torch.cat(tensors)
+            if pin:
+                inputs = inputs.pin_memory()
+            yield Batch(ids, inputs, np.stack(records), skipped)
+        elif skipped:
+            yield Batch([], torch.empty(0), np.zeros((0, options.n_replicates, 4)), skipped)
+
+
+def _prefetch(iterator: Iterator[Batch], pool: ThreadPoolExecutor) -> Iterator[Batch]:
+    """Run ``iterator`` one item ahead in ``pool``."""
+    sentinel = object()
+    future = pool.submit(next, iterator, sentinel)
+    while True:
+        item = future.result()
+        if item is sentinel:
+            return
+        future = pool.submit(next, iterator, sentinel)
+        yield item
+
+
+def extract_activations(
+    spec: ModelSpec,
+    stimuli: StimulusSet,
+    output: str | os.PathLike[str],
+    options: ExtractionOptions | None = None,
+    stimulus_set: str = "",
+) -> Path:
+    """Expose ``spec``'s model to every stimulus and write ``output`` (layer-major HDF5).
+
+    All layers are captured in one forward pass per batch under ``torch.inference_mode``.
+    The output appears only when complete (temporary file renamed at the end).
+    """
+    options = options or ExtractionOptions()
+    malloc_tuned = tune_malloc() if options.tune_malloc else False
+    set_deterministic(options.seed)
+    device = select_device(options.device)
+    model, weights_info = build_model(spec)
+    model.to(device)
+    if options.channels_last:
+        model.to(memory_format=torch.channels_last)
+    capture = LayerCapture(model, spec.layers, spec.name)
+    n_rep = options.n_replicates
+    pin = device.type == "cuda"
+    writer = ActivationWriter(output, spec.name, len(stimuli), n_rep, options.storage)
+    ids_written: list[str] = []
+    skipped: list[str] = []
+    row = 0
+    try:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(stimuli), desc=f"{spec.name} on {stimulus_set or stimuli.root}",
+                   unit="img", file=sys.stderr, disable=not options.progress, mininterval=2.0)
+        with ThreadPoolExecutor(1, "actpipe-load") as loader, \
+                ThreadPoolExecutor(1, "actpipe-write") as saver, torch.inference_mode():
+            pending: Future | None = None
+            for batch in _prefetch(iter_batches(stimuli, spec, options, pin), loader):
+                skipped.extend(batch.skipped)
+                bar.update(len(batch.ids) + len(batch.skipped))
+                if not batch.ids:
+                    continue
+                inputs = batch.inputs.to(device, non_blocking=pin)
+                if options.channels_last:
+                    inputs = inputs.contiguous(memory_format=torch.channels_last)
+                features = capture.run(inputs)
+                n_img = len(batch.ids)
+                values = {
+                    name: t.float().cpu().numpy().reshape(n_img, n_rep, -1)
+                    for name, t in features.items()
+                }
+                if not writer.layer_order:
+                    for layer in spec.layers:
+                        writer.add_layer(
+                            layer.name, values[layer.name].shape[-1], capture.shapes[layer.name],
+                            {"reduce": layer.reduce, "reduce_applied": capture.applied[layer.name],
+                             "name": layer.name},
+                        )
+                if pending is not None:
+                    pending.result()
+                pending = saver.submit(writer.write_rows, row, batch.jitter, values)
+                ids_written.extend(batch.ids)
+                row += n_img
+            if pending is not None:
+                pending.result()
+        bar.close()
+        if not ids_written:
+            raise StimulusError(f"no readable image in {stimuli.root}; nothing to extract")
+        attrs = {
+            "model": spec.describe(),
+            "stimulus_set": stimulus_set,
+            "stimulus_root": str(stimuli.root),
+            "weights": weights_info,
+            "preprocess": spec.preprocess.to_dict(),
+            "jitter": options.jitter.to_dict(),
+            "seed": options.seed,
+            "device": str(device),
+            "dtype": options.storage.dtype,
+            "channels_last": options.channels_last,
+            "malloc_tuned": malloc_tuned,
+            "skipped_ids": skipped,
+            "versions": package_versions(),
+        }
+        path = writer.finish(ids_written, attrs)
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        capture.remove()
+    log.info("wrote %s: %d stimuli x %d replicates, %d layers%s", path, len(ids_written), n_rep,
+             len(spec.layers), f", skipped {len(skipped)}" if skipped else "")
+    return path

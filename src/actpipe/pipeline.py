@@ -1,0 +1,103 @@
+"""Entry points of the workflow's rules: one function per rule, taking config blocks and paths.
+
+Each ``workflow/scripts/*.py`` calls exactly one of these, so everything a rule does is
+reachable from tests and from Python without Snakemake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def logging_to(path: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Send logging, warnings, progress bars and tracebacks of a rule to its log file."""
+    if path is None:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", buffering=1, encoding="utf-8") as log_file:
+        old_stderr = sys.stderr
+        sys.stderr = log_file
+        handler = logging.StreamHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        logging.captureWarnings(True)
+        try:
+            yield
+        except BaseException:
+            logging.getLogger("actpipe").exception("rule failed")
+            raise
+        finally:
+            root.removeHandler(handler)
+            sys.stderr = old_stderr
+
+
+def materialise_set(spec: dict[str, Any], out_dir: str | os.PathLike[str]) -> None:
+    """Rule ``materialise_stimuli``: write a generated set as PNG folder + labels.csv."""
+    from .stimuli import materialise_stimuli
+
+    stimuli = materialise_stimuli(spec, out_dir)
+    logging.getLogger(__name__).info("wrote %d stimuli to %s", len(stimuli), out_dir)
+
+
+def extract(
+    set_name: str,
+    stimulus_dir: str | os.PathLike[str],
+    model_name: str,
+    model_block: dict[str, Any],
+    extraction: dict[str, Any],
+    storage: dict[str, Any],
+    output: str | os.PathLike[str],
+    threads: int | None = None,
+) -> None:
+    """Rule ``extract_activations``: one model on one stimulus set (``threads`` for torch)."""
+    import torch
+
+    from .extraction import ExtractionOptions, extract_activations
+    from .models import ModelSpec
+    from .stimuli import load_stimulus_folder
+
+    spec = ModelSpec.from_config(model_name, model_block)
+    options = ExtractionOptions.from_config(extraction, storage)
+    if threads:
+        torch.set_num_threads(int(threads))
+    stimuli = load_stimulus_folder(stimulus_dir)
+    extract_activations(spec, stimuli, output, options, stimulus_set=set_name)
+
+
+def join(models: Sequence[str], files: Sequence[str | os.PathLike[str]],
+         output: str | os.PathLike[str]) -> None:
+    """Rule ``join_activations``: one file per stimulus set, linking every model's file."""
+    from .storage import join_models
+
+    join_models(output, dict(zip(models, files, strict=True)))
+
+
+def cluster(
+    activations: str | os.PathLike[str], model: str, layer: str, parameter_set: str,
+    params: dict[str, Any], output: str | os.PathLike[str],
+) -> None:
+    """Rule ``cluster_layer``: one layer with one parameter set."""
+    from .clustering import cluster_layer
+
+    cluster_layer(activations, model, layer, params, output, parameter_set)
+
+
+def aggregate(
+    layer_files: Sequence[str | os.PathLike[str]], activations: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str], context: dict[str, Any],
+) -> None:
+    """Rule ``aggregate_clusters``: cluster paths, centroids and metadata of one model."""
+    from .aggregation import aggregate_clusters
+
+    aggregate_clusters(layer_files, out_dir, activations, context)

@@ -1,0 +1,106 @@
+"""The HDF5 layout of activation files, in one place for writer and readers.
+
+Layer-major layout of a per-model file (``format_version`` 1)::
+
+    /                         attrs: format_version, layout="layer-major", producer
+    /{model}/                 attrs: provenance (model, weights, preprocess, jitter, seed, ...)
+    /{model}/stimulus_ids     (n_stimuli,) UTF-8 strings
+    /{model}/jitter           (n_stimuli, n_replicates, 4) float64: dx_px, dy_px, rotation_deg, scale
+    /{model}/layers/{layer}   (n_stimuli, n_replicates, feature_dim) float32 or float16
+                              attrs: original_shape, reduce, reduce_applied, feature_dim
+
+A per-set file joins per-model files with external links ``/{model} -> {set}/{model}.h5``.
+See ``docs/format.md`` for every attribute.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+FORMAT_VERSION = 1
+LAYOUT = "layer-major"
+LAYERS_GROUP = "layers"
+STIMULUS_IDS = "stimulus_ids"
+JITTER = "jitter"
+JITTER_FIELDS = ("dx_px", "dy_px", "rotation_deg", "scale")
+TARGET_CHUNK_BYTES = 1 << 20
+COMPRESSIONS = ("none", "lzf", "gzip")
+DTYPES = ("float32", "float16")
+
+
+class FormatError(ValueError):
+    """A file that does not follow actpipe's HDF5 layout (or a newer one)."""
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """How layer datasets are stored: dtype, compression and chunking."""
+
+    dtype: str = "float32"
+    compression: str = "none"
+    compression_level: int = 4
+    chunk_bytes: int = TARGET_CHUNK_BYTES
+
+    @classmethod
+    def from_config(cls, block: dict[str, Any] | None) -> StorageOptions:
+        block = dict(block or {})
+        opts = cls(**block)
+        if opts.dtype not in DTYPES:
+            raise ValueError(f"storage.dtype {opts.dtype!r}: choose one of {DTYPES}")
+        if opts.compression not in COMPRESSIONS:
+            raise ValueError(f"storage.compression {opts.compression!r}: choose one of {COMPRESSIONS}")
+        return opts
+
+    def dataset_kwargs(self) -> dict[str, Any]:
+        if self.compression == "gzip":
+            return {"compression": "gzip", "compression_opts": int(self.compression_level)}
+        if self.compression == "lzf":
+            return {"compression": "lzf"}
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dtype": self.dtype,
+            "compression": self.compression,
+            "compression_level": self.compression_level,
+            "chunk_bytes": self.chunk_bytes,
+        }
+
+
+def chunk_shape(
+    n_rows: int, n_replicates: int, feature_dim: int, itemsize: int, target: int = TARGET_CHUNK_BYTES
+) -> tuple[int, int, int]:
+    """A chunk of about ``target`` bytes holding whole rows (split features if one row is big)."""
+    row_bytes = max(1, n_replicates * feature_dim * itemsize)
+    if row_bytes <= target:
+        rows = max(1, min(max(n_rows, 1), target // row_bytes))
+        return (rows, n_replicates, feature_dim)
+    features = max(1, min(feature_dim, target // max(1, n_replicates * itemsize)))
+    return (1, n_replicates, features)
+
+
+def encode_attr(value: Any) -> Any:
+    """Attributes hold numbers and strings natively; anything nested is stored as JSON text."""
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    if value is None:
+        return "null"
+    return value
+
+
+def decode_attr(value: Any) -> Any:
+    """Inverse of :func:`encode_attr` for strings that hold JSON."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if isinstance(value, str) and value[:1] in ("{", "[") or value == "null":
+        try:
+            return json.loads(value)
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
+def layer_path(model: str, layer: str) -> str:
+    return f"/{model}/{LAYERS_GROUP}/{layer}"

@@ -1,0 +1,136 @@
+"""Writing a per-model activation file: datasets made once, filled in row slices, renamed when done."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .._io import temporary_path
+from .format import (
+    FORMAT_VERSION,
+    JITTER,
+    JITTER_FIELDS,
+    LAYERS_GROUP,
+    LAYOUT,
+    STIMULUS_IDS,
+    StorageOptions,
+    chunk_shape,
+    encode_attr,
+)
+
+CHUNK_CACHE_BYTES = 64 << 20
+
+
+def producer() -> str:
+    from .. import __version__
+
+    return f"actpipe {__version__}"
+
+
+class ActivationWriter:
+    """Write one model's activations for one stimulus set into ``path``.
+
+    The file is written under a temporary name next to ``path`` and renamed in
+    :meth:`finish`; if the writer is left through an exception (or the process dies) the
+    final path is never created. Use as a context manager.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        model: str,
+        n_stimuli: int,
+        n_replicates: int,
+        options: StorageOptions | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.model = model
+        self.n_stimuli = n_stimuli
+        self.n_replicates = n_replicates
+        self.options = options or StorageOptions()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp_path = temporary_path(self.path)
+        self.file = h5py.File(self.tmp_path, "w", rdcc_nbytes=CHUNK_CACHE_BYTES, libver="v110")
+        self.file.attrs["format_version"] = FORMAT_VERSION
+        self.file.attrs["layout"] = LAYOUT
+        self.file.attrs["producer"] = producer()
+        self.group = self.file.create_group(model)
+        self.layers = self.group.create_group(LAYERS_GROUP)
+        self.layer_order: list[str] = []
+        self.jitter = self.group.create_dataset(
+            JITTER, shape=(n_stimuli, n_replicates, len(JITTER_FIELDS)),
+            maxshape=(None, n_replicates, len(JITTER_FIELDS)), dtype="f8",
+            chunks=(max(1, min(n_stimuli, 4096)), n_replicates, len(JITTER_FIELDS)),
+        )
+        self.jitter.attrs["fields"] = encode_attr(list(JITTER_FIELDS))
+
+    def __enter__(self) -> ActivationWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    def add_layer(
+        self, name: str, feature_dim: int, original_shape: tuple[int, ...], attrs: dict[str, Any]
+    ) -> h5py.Dataset:
+        """Create the dataset of one layer with its final shape and chunking."""
+        dtype = np.dtype(self.options.dtype)
+        chunks = chunk_shape(self.n_stimuli, self.n_replicates, feature_dim, dtype.itemsize,
+                             self.options.chunk_bytes)
+        dset = self.layers.create_dataset(
+            name, shape=(self.n_stimuli, self.n_replicates, feature_dim),
+            maxshape=(None, self.n_replicates, feature_dim), dtype=dtype, chunks=chunks,
+            **self.options.dataset_kwargs(),
+        )
+        dset.attrs["original_shape"] = np.asarray(original_shape, dtype=np.int64)
+        dset.attrs["feature_dim"] = feature_dim
+        for key, value in attrs.items():
+            dset.attrs[key] = encode_attr(value)
+        self.layer_order.append(name)
+        return dset
+
+    def write_rows(self, start: int, jitter: np.ndarray, values: dict[str, np.ndarray]) -> None:
+        """Write rows ``start:start+len(jitter)`` of the jitter record and of every layer."""
+        stop = start + len(jitter)
+        self.jitter[start:stop] = jitter
+        for name, array in values.items():
+            dset = self.layers[name]
+            if dset.dtype == np.float16:
+                converted = array.astype(np.float16)
+                if not np.isfinite(converted).all() and np.isfinite(array).all():
+                    raise OverflowError(
+                        f"model {self.model!r}, layer {name!r}: values beyond float16's range "
+                        f"(max |x| = {np.abs(array).max():.3g}); set storage.dtype to float32"
+                    )
+                array = converted
+            dset[start:stop] = array
+
+    def finish(self, stimulus_ids: list[str], attrs: dict[str, Any]) -> Path:
+        """Trim to the rows written, store ids and provenance, close and rename into place."""
+        n = len(stimulus_ids)
+        if n != self.n_stimuli:
+            self.jitter.resize(n, axis=0)
+            for name in self.layer_order:
+                self.layers[name].resize(n, axis=0)
+        self.group.create_dataset(STIMULUS_IDS, data=np.asarray(stimulus_ids, dtype=object),
+                                  dtype=h5py.string_dtype("utf-8"))
+        attrs = {**attrs, "layer_order": self.layer_order, "n_stimuli": n,
+                 "n_replicates": self.n_replicates, "storage": self.options.to_dict()}
+        for key, value in attrs.items():
+            self.group.attrs[key] = encode_attr(value)
+        self.file.close()
+        os.replace(self.tmp_path, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Close and delete the temporary file; the final path is left as it was."""
+        with contextlib.suppress(Exception):
+            self.file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp_path.unlink()

@@ -1,0 +1,23 @@
+# One job per (stimulus set, model, parameter set, layer).
+
+
+rule cluster_layer:
+    input:
+        get_activation_file,
+    output:
+        "results/clusters/{stimset}/{model}/{pset}/layers/{layer}.h5",
+    log:
+        "logs/cluster_layer/{stimset}/{model}/{pset}/{layer}.log",
+    benchmark:
+        "logs/benchmarks/cluster_layer/{stimset}/{model}/{pset}/{layer}.tsv"
+    params:
+        params=lambda wildcards: PARAMETER_SETS[wildcards.pset],
+        version=ACTPIPE_VERSION,
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/clustering.yaml"
+    script:
+        "../scripts/cluster_layer.py"

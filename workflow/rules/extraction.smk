@@ -1,0 +1,45 @@
+# One job per (stimulus set, model): all layers in one forward pass, then one joined file per set.
+
+
+rule extract_activations:
+    input:
+        stimuli=get_stimulus_dir,
+    output:
+        "results/activations/{stimset}/{model}.h5",
+    log:
+        "logs/extract_activations/{stimset}/{model}.log",
+    benchmark:
+        "logs/benchmarks/extract_activations/{stimset}/{model}.tsv"
+    params:
+        model_block=lambda wildcards: MODELS[wildcards.model],
+        extraction=config["extraction"],
+        storage=config["storage"],
+        version=ACTPIPE_VERSION,
+    threads: extraction_resources("cpus", 2)
+    resources:
+        gpu=extraction_resources("gpu", 0),
+        mem_mb=extraction_resources("mem_mb", 8000),
+        runtime=extraction_resources("runtime", 60),
+    conda:
+        "../../envs/extraction.yaml"
+    script:
+        "../scripts/extract_activations.py"
+
+
+rule join_activations:
+    input:
+        get_set_model_files,
+    output:
+        f"results/activations/{PREFIX}_{{stimset}}.h5",
+    log:
+        "logs/join_activations/{stimset}.log",
+    benchmark:
+        "logs/benchmarks/join_activations/{stimset}.tsv"
+    params:
+        models=list(MODELS),
+        version=ACTPIPE_VERSION,
+    localrule: True
+    conda:
+        "../../envs/extraction.yaml"
+    script:
+        "../scripts/join_activations.py"

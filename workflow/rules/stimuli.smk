@@ -1,0 +1,17 @@
+# Generated stimulus sets become folders of PNGs plus labels.csv, like any stimulus folder.
+
+
+rule materialise_stimuli:
+    output:
+        directory("results/stimuli/{stimset}"),
+    log:
+        "logs/materialise_stimuli/{stimset}.log",
+    benchmark:
+        "logs/benchmarks/materialise_stimuli/{stimset}.tsv"
+    params:
+        spec=lambda wildcards: STIMULI[wildcards.stimset],
+        version=ACTPIPE_VERSION,
+    conda:
+        "../../envs/stimuli.yaml"
+    script:
+        "../scripts/materialise_stimuli.py"
