@@ -13,6 +13,22 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+
+
+# GPU jobs are counted per machine (local runs: one at a time via profiles/default), not
+# across the cluster: the SLURM executor hands GPUs to jobs itself.
+resource_scopes:
+    gpu="local",
+
+
+# A wildcard can only take a configured name.
+wildcard_constraints:
+    stimset=alternation(STIMULI),
+    model=alternation(MODELS),
+    pset=alternation(PARAMETER_SETS),
+    layer=alternation(all_layers()),
+
+
 include: "workflow/rules/stimuli.smk"
 include: "workflow/rules/extraction.smk"
 include: "workflow/rules/clustering.smk"
@@ -20,6 +36,6 @@ include: "workflow/rules/aggregation.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_output(),
-    default_target: True

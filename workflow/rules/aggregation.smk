@@ -13,10 +13,10 @@ rule aggregate_clusters:
         "logs/aggregate_clusters/{stimset}/{model}/{pset}.log",
     benchmark:
         "logs/benchmarks/aggregate_clusters/{stimset}/{model}/{pset}.tsv"
-    params:
-        version=ACTPIPE_VERSION,
     localrule: True
     conda:
         "../../envs/clustering.yaml"
+    params:
+        version=ACTPIPE_VERSION,
     script:
         "../scripts/aggregate_clusters.py"

@@ -10,14 +10,14 @@ rule cluster_layer:
         "logs/cluster_layer/{stimset}/{model}/{pset}/{layer}.log",
     benchmark:
         "logs/benchmarks/cluster_layer/{stimset}/{model}/{pset}/{layer}.tsv"
-    params:
-        params=lambda wildcards: PARAMETER_SETS[wildcards.pset],
-        version=ACTPIPE_VERSION,
+    conda:
+        "../../envs/clustering.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../../envs/clustering.yaml"
+    params:
+        params=lambda wildcards: PARAMETER_SETS[wildcards.pset],
+        version=ACTPIPE_VERSION,
     script:
         "../scripts/cluster_layer.py"

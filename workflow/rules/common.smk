@@ -1,4 +1,4 @@
-# Helpers shared by every rule file: config validation, derived lists, input functions.
+# Helpers shared by all rule files (config validation, derived lists, input functions).
 # Rule files hold rules only.
 
 import re
@@ -7,12 +7,6 @@ from pathlib import Path
 from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
-
-
-# GPU jobs are counted per machine (local runs: one at a time via profiles/default), not
-# across the cluster: the SLURM executor hands GPUs to jobs itself.
-resource_scopes:
-    gpu="local",
 
 
 GENERATED_SOURCES = ("gratings", "digits")
@@ -41,15 +35,9 @@ def all_layers():
     return sorted({layer for model in MODELS for layer in model_layers(model)})
 
 
-def _alternation(names):
+def alternation(names):
+    """A regex matching exactly one of the names (longest first)."""
     return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-
-
-wildcard_constraints:
-    stimset=_alternation(STIMULI),
-    model=_alternation(MODELS),
-    pset=_alternation(PARAMETER_SETS),
-    layer=_alternation(all_layers()),
 
 
 def stimulus_dir(stimset):

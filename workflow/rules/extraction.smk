@@ -10,18 +10,18 @@ rule extract_activations:
         "logs/extract_activations/{stimset}/{model}.log",
     benchmark:
         "logs/benchmarks/extract_activations/{stimset}/{model}.tsv"
-    params:
-        model_block=lambda wildcards: MODELS[wildcards.model],
-        extraction=config["extraction"],
-        storage=config["storage"],
-        version=ACTPIPE_VERSION,
+    conda:
+        "../../envs/extraction.yaml"
     threads: extraction_resources("cpus", 2)
     resources:
         gpu=extraction_resources("gpu", 0),
         mem_mb=extraction_resources("mem_mb", 8000),
         runtime=extraction_resources("runtime", 60),
-    conda:
-        "../../envs/extraction.yaml"
+    params:
+        model_block=lambda wildcards: MODELS[wildcards.model],
+        extraction=config["extraction"],
+        storage=config["storage"],
+        version=ACTPIPE_VERSION,
     script:
         "../scripts/extract_activations.py"
 
@@ -35,11 +35,11 @@ rule join_activations:
         "logs/join_activations/{stimset}.log",
     benchmark:
         "logs/benchmarks/join_activations/{stimset}.tsv"
-    params:
-        models=list(MODELS),
-        version=ACTPIPE_VERSION,
     localrule: True
     conda:
         "../../envs/extraction.yaml"
+    params:
+        models=list(MODELS),
+        version=ACTPIPE_VERSION,
     script:
         "../scripts/join_activations.py"

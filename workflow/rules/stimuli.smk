@@ -8,10 +8,10 @@ rule materialise_stimuli:
         "logs/materialise_stimuli/{stimset}.log",
     benchmark:
         "logs/benchmarks/materialise_stimuli/{stimset}.tsv"
+    conda:
+        "../../envs/stimuli.yaml"
     params:
         spec=lambda wildcards: STIMULI[wildcards.stimset],
         version=ACTPIPE_VERSION,
-    conda:
-        "../../envs/stimuli.yaml"
     script:
         "../scripts/materialise_stimuli.py"

@@ -78,6 +78,7 @@ class LayerCapture:
         self.model_name = model_name
         self.layers = list(layers)
         self.features: dict[str, torch.Tensor] = {}
+        self.buffers: dict[str, torch.Tensor] | None = None
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.applied: dict[str, str] = {}
         self.early_stop = True
@@ -94,6 +95,12 @@ class LayerCapture:
                 )
             x = first_tensor(output).detach()
             features, applied = reduce_output(x, layer.reduce, layer.name)
+            if self.buffers is not None:
+                # Copy into a reused host buffer: the layer output can be freed at once and
+                # its memory reused by the rest of the forward pass.
+                target = self.buffers[layer.name][: features.shape[0]]
+                target.copy_(features)
+                features = target
             self.features[layer.name] = features
             self.shapes[layer.name] = tuple(x.shape[1:])
             self.applied[layer.name] = applied
@@ -102,9 +109,16 @@ class LayerCapture:
 
         return hook
 
-    def run(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One forward pass; returns the reduced features of every layer, in config order."""
+    def run(
+        self, inputs: torch.Tensor, buffers: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """One forward pass; returns the reduced features of every layer, in config order.
+
+        With ``buffers`` (one ``(max_batch, feature_dim)`` float32 CPU tensor per layer) the
+        features are copied into them and views of the buffers are returned.
+        """
         self.features = {}
+        self.buffers = buffers
         try:
             self.model(inputs)
         except _AllCaptured:

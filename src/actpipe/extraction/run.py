@@ -160,6 +160,7 @@ def extract_activations(
     ids_written: list[str] = []
     skipped: list[str] = []
     row = 0
+    n_batches = 0
     try:
         from tqdm.auto import tqdm
 
@@ -168,6 +169,9 @@ def extract_activations(
         with ThreadPoolExecutor(1, "actpipe-load") as loader, \
                 ThreadPoolExecutor(1, "actpipe-write") as saver, torch.inference_mode():
             pending: Future | None = None
+            # Two sets of host buffers, alternating between batches: the forward pass fills
+            # one while the writer thread stores the other.
+            buffer_sets: list[dict[str, torch.Tensor]] = []
             for batch in _prefetch(iter_batches(stimuli, spec, options, pin), loader):
                 skipped.extend(batch.skipped)
                 bar.update(len(batch.ids) + len(batch.skipped))
@@ -176,12 +180,21 @@ def extract_activations(
                 inputs = batch.inputs.to(device, non_blocking=pin)
                 if options.channels_last:
                     inputs = inputs.contiguous(memory_format=torch.channels_last)
-                features = capture.run(inputs)
+                buffers = buffer_sets[n_batches % 2] if buffer_sets else None
+                features = capture.run(inputs, buffers)
+                n_batches += 1
                 n_img = len(batch.ids)
                 values = {
                     name: t.float().cpu().numpy().reshape(n_img, n_rep, -1)
                     for name, t in features.items()
                 }
+                if not buffer_sets:
+                    rows = max(1, spec.batch_size // n_rep) * n_rep
+                    buffer_sets = [
+                        {name: torch.empty((rows, t.shape[1]), dtype=torch.float32)
+                         for name, t in features.items()}
+                        for _ in range(2)
+                    ]
                 if not writer.layer_order:
                     for layer in spec.layers:
                         writer.add_layer(

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Stop the local test SLURM that tests/slurm/up.sh brought up.
+#
+# Only daemons whose PIDs up.sh recorded in $ACTPIPE_SLURM_STATE/pids/ (default
+# /tmp/actpipe-slurm) are stopped, and only while each PID still runs the program recorded for
+# it. Jobs still queued or running on that test cluster are cancelled first. Everything else
+# (a munged that up.sh found running, packages, configuration, the accounting data) is left as
+# it is, so the next up.sh is quick. Safe to run when nothing is up.
+
+set -euo pipefail
+
+STATE=${ACTPIPE_SLURM_STATE:-/tmp/actpipe-slurm}
+# Reverse order of start-up: jobs' hosts first, the database last.
+DAEMONS=(slurmd slurmctld slurmdbd mariadbd munged)
+
+say() { echo "down.sh: $*"; }
+
+pid_of_ours() {
+    local f=$STATE/pids/$1.pid pid
+    [[ -f $f ]] || return 1
+    pid=$(<"$f")
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
+    [[ -r /proc/$pid/comm && $(<"/proc/$pid/comm") == "$1" ]] || return 1
+    echo "$pid"
+}
+
+if [[ ! -d $STATE/pids ]]; then
+    say "nothing to stop (no $STATE/pids)"
+    exit 0
+fi
+
+# Cancel the test cluster's jobs while its controller (ours) still runs.
+if pid_of_ours slurmctld >/dev/null; then
+    jobs=$(timeout 10 squeue -h -o %i 2>/dev/null | xargs || true)
+    if [[ -n $jobs ]]; then
+        # shellcheck disable=SC2086
+        timeout 10 scancel $jobs 2>/dev/null || true
+        say "cancelled jobs: $jobs"
+    fi
+fi
+
+status=0
+for name in "${DAEMONS[@]}"; do
+    f=$STATE/pids/$name.pid
+    [[ -f $f ]] || continue
+    if ! pid=$(pid_of_ours "$name"); then
+        say "$name (pid $(<"$f")) is no longer running"
+        rm -f "$f"
+        continue
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.25
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null || true
+        sleep 0.5
+        say "killed $name (pid $pid): it ignored SIGTERM for 15 s"
+    else
+        say "stopped $name (pid $pid)"
+    fi
+    if kill -0 "$pid" 2>/dev/null && [[ $(<"/proc/$pid/comm") == "$name" ]]; then
+        say "could not stop $name (pid $pid)" >&2
+        status=1
+    else
+        rm -f "$f"
+    fi
+done
+exit "$status"
