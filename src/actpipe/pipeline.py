@@ -59,8 +59,12 @@ def extract(
     storage: dict[str, Any],
     output: str | os.PathLike[str],
     threads: int | None = None,
+    rows: Sequence[int] | None = None,
 ) -> None:
-    """Rule ``extract_activations``: one model on one stimulus set (``threads`` for torch)."""
+    """Rule ``extract_activations``: one model on one stimulus set (``threads`` for torch).
+
+    ``rows`` = ``[start, stop)`` extracts only those stimuli (one shard of the set).
+    """
     import torch
 
     from .extraction import ExtractionOptions, extract_activations
@@ -72,7 +76,17 @@ def extract(
     if threads:
         torch.set_num_threads(int(threads))
     stimuli = load_stimulus_folder(stimulus_dir)
+    if rows is not None:
+        stimuli = stimuli.subset(int(rows[0]), int(rows[1]))
     extract_activations(spec, stimuli, output, options, stimulus_set=set_name)
+
+
+def merge(shard_files: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str],
+          model: str) -> None:
+    """Rule ``merge_shards``: the per-model file of a sharded set, as virtual datasets."""
+    from .storage import merge_shards
+
+    merge_shards(shard_files, output, model)
 
 
 def join(models: Sequence[str], files: Sequence[str | os.PathLike[str]],

@@ -1,8 +1,11 @@
 # Helpers shared by all rule files (config validation, derived lists, input functions).
 # Rule files hold rules only.
 
+import os
 import re
 from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
 
 from snakemake.utils import validate
 
@@ -37,6 +40,8 @@ def all_layers():
 
 def alternation(names):
     """A regex matching exactly one of the names (longest first)."""
+    if not names:
+        return "(?!)"  # matches nothing
     return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
 
 
@@ -50,6 +55,66 @@ def stimulus_dir(stimset):
 
 def get_stimulus_dir(wildcards):
     return stimulus_dir(wildcards.stimset)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _count_values(value):
+    return value if isinstance(value, int) else len(value)
+
+
+def n_stimuli(stimset):
+    """Number of images of a set, known without generating or reading any of them."""
+    block = STIMULI[stimset]
+    if block["source"] == "gratings":
+        return (
+            _count_values(block["orientations"])
+            * _count_values(block["phases"])
+            * len(block["spatial_frequencies"])
+        )
+    if block["source"] == "digits":
+        return min(block["n"] or 1797, 1797)
+    folder = Path(block["path"])
+    if not folder.is_dir():
+        raise WorkflowError(
+            f"stimuli.{stimset}.path: folder {str(folder)!r} does not exist; fix the path "
+            "in the config (relative paths are relative to the working directory)"
+        )
+    return sum(
+        1
+        for entry in os.scandir(folder)
+        if entry.is_file()
+        and not entry.name.startswith(".")
+        and entry.name.lower().endswith(IMAGE_SUFFIXES)
+    )
+
+
+def shard_ids(stimset):
+    """Shard indices of a set with `shard_size` (zero-padded, 4 digits)."""
+    size = STIMULI[stimset]["shard_size"]
+    count = max(1, -(-n_stimuli(stimset) // size))
+    return [f"{i:04d}" for i in range(count)]
+
+
+SHARDED_SETS = [s for s in STIMULI if STIMULI[s].get("shard_size")]
+UNSHARDED_SETS = [s for s in STIMULI if s not in SHARDED_SETS]
+
+
+def get_shard_files(wildcards):
+    return expand(
+        "results/activations/{stimset}/shards/{model}/shard{shard}.h5",
+        stimset=wildcards.stimset,
+        model=wildcards.model,
+        shard=shard_ids(wildcards.stimset),
+    )
+
+
+def get_shard_rows(wildcards):
+    """[start, stop) of the stimulus rows of one shard."""
+    size = STIMULI[wildcards.stimset]["shard_size"]
+    start = int(wildcards.shard) * size
+    return [start, start + size]
 
 
 def activation_file(stimset, model):

@@ -10,6 +10,8 @@ rule extract_activations:
         "logs/extract_activations/{stimset}/{model}.log",
     benchmark:
         "logs/benchmarks/extract_activations/{stimset}/{model}.tsv"
+    wildcard_constraints:
+        stimset=alternation(UNSHARDED_SETS),
     conda:
         "../../envs/extraction.yaml"
     threads: extraction_resources("cpus", 2)
@@ -24,6 +26,55 @@ rule extract_activations:
         version=ACTPIPE_VERSION,
     script:
         "../scripts/extract_activations.py"
+
+
+rule extract_activations_shard:
+    input:
+        stimuli=get_stimulus_dir,
+    output:
+        "results/activations/{stimset}/shards/{model}/shard{shard}.h5",
+    log:
+        "logs/extract_activations/{stimset}/{model}/shard{shard}.log",
+    benchmark:
+        "logs/benchmarks/extract_activations/{stimset}/{model}/shard{shard}.tsv"
+    wildcard_constraints:
+        stimset=alternation(SHARDED_SETS),
+        shard=r"\d+",
+    conda:
+        "../../envs/extraction.yaml"
+    threads: extraction_resources("cpus", 2)
+    resources:
+        gpu=extraction_resources("gpu", 0),
+        mem_mb=extraction_resources("mem_mb", 8000),
+        runtime=extraction_resources("runtime", 60),
+    params:
+        model_block=lambda wildcards: MODELS[wildcards.model],
+        extraction=config["extraction"],
+        storage=config["storage"],
+        rows=get_shard_rows,
+        version=ACTPIPE_VERSION,
+    script:
+        "../scripts/extract_activations.py"
+
+
+rule merge_shards:
+    input:
+        get_shard_files,
+    output:
+        "results/activations/{stimset}/{model}.h5",
+    log:
+        "logs/merge_shards/{stimset}/{model}.log",
+    benchmark:
+        "logs/benchmarks/merge_shards/{stimset}/{model}.tsv"
+    wildcard_constraints:
+        stimset=alternation(SHARDED_SETS),
+    localrule: True
+    conda:
+        "../../envs/extraction.yaml"
+    params:
+        version=ACTPIPE_VERSION,
+    script:
+        "../scripts/merge_shards.py"
 
 
 rule join_activations:

@@ -1,4 +1,4 @@
-"""Rule extract_activations: one model on one stimulus set -> per-model HDF5."""
+"""Rules extract_activations(_shard): one model on one stimulus set (or shard) -> HDF5."""
 
 import sys
 from pathlib import Path
@@ -16,4 +16,5 @@ with pipeline.logging_to(snakemake.log[0]):
         storage=snakemake.params.storage,
         output=snakemake.output[0],
         threads=snakemake.threads,
+        rows=snakemake.params.get("rows"),
     )

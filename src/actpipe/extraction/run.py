@@ -6,6 +6,8 @@ behind in another, so the forward pass (which releases the GIL) is rarely kept w
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import platform
@@ -45,6 +47,8 @@ class ExtractionOptions:
     tune_malloc: bool = True
     channels_last: bool = False
     progress: bool = True
+    checkpoint_seconds: float = 60.0
+    resume: bool = True
 
     @classmethod
     def from_config(cls, block: dict[str, Any], storage: dict[str, Any] | None = None
@@ -61,6 +65,8 @@ class ExtractionOptions:
             tune_malloc=bool(block.get("tune_malloc", True)),
             channels_last=bool(block.get("channels_last", False)),
             progress=bool(block.get("progress", True)),
+            checkpoint_seconds=float(block.get("checkpoint_seconds", 60.0)),
+            resume=bool(block.get("resume", True)),
         )
         if options.n_replicates < 1:
             raise ValueError(f"extraction.n_replicates must be >= 1, got {options.n_replicates}")
@@ -77,6 +83,7 @@ class Batch:
     inputs: torch.Tensor
     jitter: np.ndarray
     skipped: list[str]
+    stop: int
 
 
 def package_versions() -> dict[str, str]:
@@ -91,11 +98,19 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def images_per_batch(spec: ModelSpec, options: ExtractionOptions) -> int:
+    return max(1, spec.batch_size // options.n_replicates)
+
+
 def iter_batches(stimuli: StimulusSet, spec: ModelSpec, options: ExtractionOptions,
-                 pin: bool) -> Iterator[Batch]:
-    """Batches of prepared, jittered, normalised exposures, in stimulus order."""
-    per_batch = max(1, spec.batch_size // options.n_replicates)
-    for start in range(0, len(stimuli), per_batch):
+                 pin: bool, start_image: int = 0) -> Iterator[Batch]:
+    """Batches of prepared, jittered, normalised exposures, in stimulus order.
+
+    Batch boundaries are fixed multiples of :func:`images_per_batch` from the first image,
+    so a run resumed at a boundary computes exactly the batches of an uninterrupted run.
+    """
+    per_batch = images_per_batch(spec, options)
+    for start in range(start_image, len(stimuli), per_batch):
         ids, tensors, records, skipped = [], [], [], []
         for sid, path in zip(stimuli.ids[start:start + per_batch],
                              stimuli.paths[start:start + per_batch], strict=True):
@@ -116,9 +131,31 @@ def iter_batches(stimuli: StimulusSet, spec: ModelSpec, options: ExtractionOptio
             inputs = torch.cat(tensors)
             if pin:
                 inputs = inputs.pin_memory()
-            yield Batch(ids, inputs, np.stack(records), skipped)
+            yield Batch(ids, inputs, np.stack(records), skipped, start + per_batch)
         elif skipped:
-            yield Batch([], torch.empty(0), np.zeros((0, options.n_replicates, 4)), skipped)
+            yield Batch([], torch.empty(0), np.zeros((0, options.n_replicates, 4)), skipped,
+                        start + per_batch)
+
+
+def resume_key(spec: ModelSpec, stimuli: StimulusSet, options: ExtractionOptions) -> str:
+    """What must be equal for a partial file to be continued instead of started over."""
+    from .. import __version__
+
+    description = {
+        "model": spec.describe(), "preprocess": spec.preprocess.to_dict(),
+        "n_replicates": options.n_replicates, "jitter": options.jitter.to_dict(),
+        "seed": options.seed, "storage": options.storage.to_dict(),
+        "on_bad_image": options.on_bad_image, "channels_last": options.channels_last,
+        "ids": stimuli.ids, "actpipe": __version__,
+    }
+    return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
+
+
+def _store(writer: ActivationWriter, row: int, jitter: np.ndarray, values: dict[str, np.ndarray],
+           state: dict[str, Any], every_seconds: float) -> None:
+    """Write one batch, then record the progress (at most every ``every_seconds``)."""
+    writer.write_rows(row, jitter, values)
+    writer.checkpoint(state, every_seconds)
 
 
 def _prefetch(iterator: Iterator[Batch], pool: ThreadPoolExecutor) -> Iterator[Batch]:
@@ -156,23 +193,34 @@ def extract_activations(
     capture = LayerCapture(model, spec.layers, spec.name)
     n_rep = options.n_replicates
     pin = device.type == "cuda"
-    writer = ActivationWriter(output, spec.name, len(stimuli), n_rep, options.storage)
+    writer = ActivationWriter(output, spec.name, len(stimuli), n_rep, options.storage,
+                              resume_key(spec, stimuli, options) if options.resume else None)
     ids_written: list[str] = []
     skipped: list[str] = []
     row = 0
+    start_image = 0
     n_batches = 0
+    if writer.resumed is not None:
+        start_image, row = int(writer.resumed["next_image"]), int(writer.resumed["rows"])
+        skipped = list(writer.resumed["skipped"])
+        ids_written = [sid for sid in stimuli.ids[:start_image] if sid not in set(skipped)]
+        log.info("resuming %s from image %d of %d (batch %d, %d rows already written)",
+                 output, start_image, len(stimuli),
+                 start_image // images_per_batch(spec, options), row)
     try:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(stimuli), desc=f"{spec.name} on {stimulus_set or stimuli.root}",
-                   unit="img", file=sys.stderr, disable=not options.progress, mininterval=2.0)
+                   unit="img", file=sys.stderr, disable=not options.progress, mininterval=2.0,
+                   initial=start_image)
         with ThreadPoolExecutor(1, "actpipe-load") as loader, \
                 ThreadPoolExecutor(1, "actpipe-write") as saver, torch.inference_mode():
             pending: Future | None = None
             # Two sets of host buffers, alternating between batches: the forward pass fills
             # one while the writer thread stores the other.
             buffer_sets: list[dict[str, torch.Tensor]] = []
-            for batch in _prefetch(iter_batches(stimuli, spec, options, pin), loader):
+            batches = iter_batches(stimuli, spec, options, pin, start_image)
+            for batch in _prefetch(batches, loader):
                 skipped.extend(batch.skipped)
                 bar.update(len(batch.ids) + len(batch.skipped))
                 if not batch.ids:
@@ -204,8 +252,10 @@ def extract_activations(
                         )
                 if pending is not None:
                     pending.result()
-                pending = saver.submit(writer.write_rows, row, batch.jitter, values)
                 ids_written.extend(batch.ids)
+                state = {"next_image": batch.stop, "rows": row + n_img, "skipped": list(skipped)}
+                pending = saver.submit(_store, writer, row, batch.jitter, values, state,
+                                       options.checkpoint_seconds)
                 row += n_img
             if pending is not None:
                 pending.result()
@@ -229,7 +279,7 @@ def extract_activations(
         }
         path = writer.finish(ids_written, attrs)
     except BaseException:
-        writer.abort()
+        writer.abort(keep_progress=options.resume)
         raise
     finally:
         capture.remove()

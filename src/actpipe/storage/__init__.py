@@ -2,6 +2,7 @@
 
 from .format import FORMAT_VERSION, FormatError, StorageOptions, decode_attr, layer_path
 from .join import join_models
+from .shards import merge_shards
 from .writer import ActivationWriter
 
 __all__ = [
@@ -12,4 +13,5 @@ __all__ = [
     "decode_attr",
     "join_models",
     "layer_path",
+    "merge_shards",
 ]

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from .._io import temporary_path
+from .._io import write_json
 from .format import (
     FORMAT_VERSION,
     JITTER,
@@ -25,6 +28,20 @@ from .format import (
 
 CHUNK_CACHE_BYTES = 64 << 20
 
+log = logging.getLogger(__name__)
+
+
+def partial_path(path: str | os.PathLike[str]) -> Path:
+    """Where an activation file is written until complete (stable, so a rerun can resume)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.partial")
+
+
+def progress_path(path: str | os.PathLike[str]) -> Path:
+    """The JSON beside a partial file recording how far the writing got."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.progress.json")
+
 
 def producer() -> str:
     from .. import __version__
@@ -35,9 +52,14 @@ def producer() -> str:
 class ActivationWriter:
     """Write one model's activations for one stimulus set into ``path``.
 
-    The file is written under a temporary name next to ``path`` and renamed in
-    :meth:`finish`; if the writer is left through an exception (or the process dies) the
-    final path is never created. Use as a context manager.
+    The file is written under a temporary name next to ``path`` (:func:`partial_path`) and
+    renamed in :meth:`finish`; if the writer is left through an exception (or the process
+    dies) the final path is never created.
+
+    Resuming: :meth:`checkpoint` flushes the file and records the progress (next image,
+    rows written, ids) in :func:`progress_path`. A new writer given the same ``resume_key``
+    reopens that partial file and exposes the recorded progress as :attr:`resumed`; with
+    another key, or an unreadable partial file, it starts over.
     """
 
     def __init__(
@@ -47,6 +69,7 @@ class ActivationWriter:
         n_stimuli: int,
         n_replicates: int,
         options: StorageOptions | None = None,
+        resume_key: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.model = model
@@ -54,8 +77,16 @@ class ActivationWriter:
         self.n_replicates = n_replicates
         self.options = options or StorageOptions()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp_path = temporary_path(self.path)
-        self.file = h5py.File(self.tmp_path, "w", rdcc_nbytes=CHUNK_CACHE_BYTES, libver="v110")
+        self.tmp_path = partial_path(self.path)
+        self.progress_path = progress_path(self.path)
+        self.resume_key = resume_key
+        self.resumed: dict[str, Any] | None = None
+        self._last_checkpoint = time.monotonic()
+        if resume_key is not None and self._reopen(resume_key):
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.progress_path.unlink()
+        self.file = h5py.File(self.tmp_path, "w", rdcc_nbytes=CHUNK_CACHE_BYTES)
         self.file.attrs["format_version"] = FORMAT_VERSION
         self.file.attrs["layout"] = LAYOUT
         self.file.attrs["producer"] = producer()
@@ -68,6 +99,32 @@ class ActivationWriter:
             chunks=(max(1, min(n_stimuli, 4096)), n_replicates, len(JITTER_FIELDS)),
         )
         self.jitter.attrs["fields"] = encode_attr(list(JITTER_FIELDS))
+
+    def _reopen(self, resume_key: str) -> bool:
+        """Reopen a partial file left by an interrupted run with the same key."""
+        if not (self.tmp_path.exists() and self.progress_path.exists()):
+            return False
+        try:
+            progress = json.loads(self.progress_path.read_text())
+            if progress.get("resume_key") != resume_key:
+                log.info("%s: progress of a different configuration found; starting over",
+                         self.tmp_path)
+                return False
+            self.file = h5py.File(self.tmp_path, "r+", rdcc_nbytes=CHUNK_CACHE_BYTES)
+            self.group = self.file[self.model]
+            self.layers = self.group[LAYERS_GROUP]
+            self.jitter = self.group[JITTER]
+            self.layer_order = list(progress["layer_order"])
+            missing = [name for name in self.layer_order if name not in self.layers]
+            if missing:
+                raise KeyError(f"layers {missing} missing")
+        except Exception as exc:  # a partial file damaged by the interruption
+            with contextlib.suppress(Exception):
+                self.file.close()
+            log.warning("%s: cannot resume (%s); starting over", self.tmp_path, exc)
+            return False
+        self.resumed = progress
+        return True
 
     def __enter__(self) -> ActivationWriter:
         return self
@@ -111,6 +168,19 @@ class ActivationWriter:
                 array = converted
             dset[start:stop] = array
 
+    def checkpoint(self, state: dict[str, Any], every_seconds: float = 0.0) -> bool:
+        """Flush and record ``state`` (JSON-able progress) if ``every_seconds`` have passed."""
+        if self.resume_key is None:
+            return False
+        now = time.monotonic()
+        if now - self._last_checkpoint < every_seconds:
+            return False
+        self.file.flush()
+        write_json(self.progress_path, {"resume_key": self.resume_key,
+                                        "layer_order": self.layer_order, **state}, indent=None)
+        self._last_checkpoint = now
+        return True
+
     def finish(self, stimulus_ids: list[str], attrs: dict[str, Any]) -> Path:
         """Trim to the rows written, store ids and provenance, close and rename into place."""
         n = len(stimulus_ids)
@@ -126,11 +196,20 @@ class ActivationWriter:
             self.group.attrs[key] = encode_attr(value)
         self.file.close()
         os.replace(self.tmp_path, self.path)
+        with contextlib.suppress(FileNotFoundError):
+            self.progress_path.unlink()
         return self.path
 
-    def abort(self) -> None:
-        """Close and delete the temporary file; the final path is left as it was."""
+    def abort(self, keep_progress: bool = False) -> None:
+        """Close the temporary file; delete it unless ``keep_progress`` and a checkpoint exists.
+
+        The final path is left as it was in every case.
+        """
         with contextlib.suppress(Exception):
             self.file.close()
+        if keep_progress and self.progress_path.exists():
+            return
         with contextlib.suppress(FileNotFoundError):
             self.tmp_path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self.progress_path.unlink()

@@ -1,0 +1,304 @@
+"""The workflow on a real single-node SLURM (tests/slurm/up.sh), through profiles/slurm.
+
+A session fixture brings SLURM up and tears down exactly what it started. The tests are skipped
+only when SLURM cannot be installed on this machine at all (up.sh exit code 3); any other
+bring-up failure is a test failure. Every snakemake call is wrapped in `timeout -k`: when the
+plugin's status checks fail, snakemake waits forever and ignores SIGTERM.
+
+    pytest -m slurm tests/test_slurm.py
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slurm
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+UP = REPO / "tests" / "slurm" / "up.sh"
+DOWN = REPO / "tests" / "slurm" / "down.sh"
+PROFILE = REPO / "profiles" / "slurm"
+TEST_PROFILE = REPO / "tests" / "slurm" / "profile-test"
+SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
+
+# What up.sh creates (tests/slurm/profile-test points at them as well).
+ACCOUNT = "actpipe"
+PARTITION = "debug"
+
+# Seconds allowed for one snakemake run through SLURM (each DAG level costs about 12 s).
+SLURM_RUN_TIMEOUT = 600
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixtures and helpers
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A running local SLURM for the session, stopped afterwards (only what up.sh started)."""
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.fail(
+            "snakemake-executor-plugin-slurm is not installed: pip install -e '.[slurm]'",
+            pytrace=False,
+        )
+    proc = subprocess.run(
+        ["bash", str(UP)], capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL
+    )
+    output = proc.stdout + proc.stderr
+    if proc.returncode == 3:
+        reason = [line for line in output.splitlines() if "cannot be installed" in line]
+        pytest.skip((reason or [output.strip()[-500:]])[-1])
+    if proc.returncode != 0:
+        down = subprocess.run(["bash", str(DOWN)], capture_output=True, text=True, timeout=300)
+        pytest.fail(
+            f"tests/slurm/up.sh exited {proc.returncode}:\n{output}\n"
+            f"down.sh:\n{down.stdout}{down.stderr}",
+            pytrace=False,
+        )
+    yield output
+    down = subprocess.run(["bash", str(DOWN)], capture_output=True, text=True, timeout=300)
+    if down.returncode != 0:
+        raise RuntimeError(f"tests/slurm/down.sh failed:\n{down.stdout}{down.stderr}")
+
+
+def _base_config() -> dict:
+    """The suite's tiny config when tests/conftest.py offers one, else the shipped config."""
+    try:
+        from conftest import tiny_config  # tests/ is on sys.path under pytest
+
+        config = tiny_config()
+        if isinstance(config, dict):
+            return copy.deepcopy(config)
+    except (ImportError, TypeError):
+        pass
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def slurm_config(gpus: int = 1) -> dict:
+    """A config whose DAG is as shallow and small as the workflow allows.
+
+    One stimulus set, one model, one parameter set, few images and layers. The extraction job
+    asks for ``gpus`` GPUs (the node has one fake GPU: a scheduling token, the job runs on the
+    CPU), one CPU and little memory, so the SLURM run and the local run compute the same way.
+    """
+    config = _base_config()
+    stimuli = config["stimuli"]
+    stimset = "gratings" if "gratings" in stimuli else next(iter(stimuli))
+    block = dict(stimuli[stimset])
+    if block.get("source") == "gratings":
+        block.update(size=32, orientations=4, phases=1, spatial_frequencies=[2, 4])
+    elif block.get("source") == "digits":
+        block.update(size=32, n=20)
+    config["stimuli"] = {stimset: block}
+
+    models = config["models"]
+    name = "resnet18" if "resnet18" in models else next(iter(models))
+    model = dict(models[name])
+    layers = model["layers"]
+    if len(layers) > 3:
+        model["layers"] = [layers[0], layers[len(layers) // 2], layers[-1]]
+    if isinstance(model.get("preprocess"), dict):
+        model["preprocess"] = {**model["preprocess"], "size": 32, "resize": 32}
+    model["batch_size"] = 8
+    model["resources"] = {"gpu": gpus, "cpus": 1, "mem_mb": 2000, "runtime": 10}
+    config["models"] = {name: model}
+
+    extraction = dict(config.get("extraction") or {})
+    extraction.update(device="cpu", progress=False)
+    config["extraction"] = extraction
+
+    clustering = dict(config.get("clustering") or {})
+    psets = clustering.get("parameter_sets") or {"kmeans_k3": {"method": "kmeans", "k": 3}}
+    pset_name, pset = next(iter(psets.items()))
+    clustering["parameter_sets"] = {pset_name: {**pset, "k": min(pset["k"], 3), "n_init": 2}}
+    config["clustering"] = clustering
+    return config
+
+
+def write_config(workdir: Path, config: dict) -> None:
+    path = workdir / "config" / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def snakemake(workdir: Path, *args: str, timeout: int) -> subprocess.CompletedProcess:
+    """Run the repository's workflow in ``workdir`` under `timeout -k 10`; output merged."""
+    cmd = ["timeout", "-k", "10", str(timeout), SNAKEMAKE, "-s", str(SNAKEFILE)]
+    cmd += ["-d", str(workdir), *args]
+    return subprocess.run(
+        cmd,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        timeout=timeout + 30,
+        env={**os.environ, "HDF5_USE_FILE_LOCKING": "FALSE"},
+    )
+
+
+def slurm_profile_args() -> list[str]:
+    return ["--profile", str(PROFILE), "--profile", str(TEST_PROFILE)]
+
+
+def slurm_logs(workdir: Path, lines: int = 15) -> str:
+    """The end of every SLURM job log of a run, for failure messages."""
+    parts = []
+    for log in sorted((workdir / ".snakemake" / "slurm_logs").rglob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        parts.append(f"== {log.relative_to(workdir)}\n" + "\n".join(tail))
+    return "\n".join(parts)
+
+
+def sacct_jobs(run_id: str, since: datetime) -> dict[str, dict[str, str]]:
+    """Jobs named ``run_id`` (the plugin names every job of a run so) known to accounting."""
+    proc = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-S", since.strftime("%Y-%m-%dT%H:%M:%S"),
+         f"--name={run_id}", "-o", "JobID,State,Account,Partition,AllocTRES,Comment"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    jobs = {}
+    for line in proc.stdout.splitlines():
+        jobid, state, account, partition, tres, comment = line.split("|", 5)
+        jobs[jobid] = dict(
+            state=state, account=account, partition=partition, tres=tres, comment=comment
+        )
+    return jobs
+
+
+def output_files(workdir: Path) -> dict[str, Path]:
+    return {
+        str(p.relative_to(workdir)): p
+        for p in sorted((workdir / "results").rglob("*"))
+        if p.is_file() and not p.name.startswith(".snakemake")
+    }
+
+
+def h5_datasets(path: Path) -> dict[str, np.ndarray]:
+    datasets = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(
+            lambda name, obj: datasets.__setitem__(name, obj[()])
+            if isinstance(obj, h5py.Dataset)
+            else None
+        )
+    return datasets
+
+
+def assert_same_outputs(local: Path, remote: Path) -> None:
+    """Same files; HDF5 datasets equal (numpy), JSON equal by content, other files by bytes."""
+    ours, theirs = output_files(local), output_files(remote)
+    assert sorted(theirs) == sorted(ours), "the two runs wrote different files"
+    for rel, path in ours.items():
+        other = theirs[rel]
+        if path.suffix == ".h5":
+            a, b = h5_datasets(path), h5_datasets(other)
+            assert sorted(b) == sorted(a), f"{rel}: different datasets"
+            for name in a:
+                assert a[name].dtype == b[name].dtype, f"{rel}:{name}: dtype differs"
+                if a[name].dtype.kind in "fc":
+                    np.testing.assert_array_equal(b[name], a[name], err_msg=f"{rel}:{name}")
+                else:
+                    assert np.array_equal(b[name], a[name]), f"{rel}:{name}: values differ"
+        elif path.suffix == ".json":
+            assert json.loads(other.read_text()) == json.loads(path.read_text()), rel
+        else:
+            assert other.read_bytes() == path.read_bytes(), rel
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------------------------
+def test_workflow_through_slurm_equals_local_run(slurm_cluster, tmp_path):
+    """Every non-local job goes through sbatch, and the results equal a local run's."""
+    local, remote = tmp_path / "local", tmp_path / "slurm"
+    config = slurm_config(gpus=1)
+    write_config(local, config)
+    write_config(remote, config)
+
+    proc = snakemake(local, "--cores", "2", timeout=600)
+    assert proc.returncode == 0, f"local run failed:\n{proc.stdout[-6000:]}"
+
+    since = datetime.now().replace(microsecond=0)
+    proc = snakemake(remote, *slurm_profile_args(), timeout=SLURM_RUN_TIMEOUT)
+    out = proc.stdout
+    assert proc.returncode == 0, (
+        f"SLURM run exited {proc.returncode} (124/137: timed out):\n{out[-8000:]}\n"
+        f"{slurm_logs(remote)}"
+    )
+
+    # What snakemake says: every `rule` job (not `localrule`) was submitted with sbatch.
+    run_id = re.search(r"SLURM run ID: ([0-9a-f-]{36})", out).group(1)
+    remote_rules = re.findall(r"^rule (\w+):$", out, flags=re.MULTILINE)
+    local_rules = re.findall(r"^localrule (\w+):$", out, flags=re.MULTILINE)
+    submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", out)
+    assert {"extract_activations", "cluster_layer"} <= set(remote_rules), remote_rules
+    assert not {"extract_activations", "cluster_layer"} & set(local_rules), local_rules
+    assert len(submitted) == len(remote_rules), (remote_rules, submitted)
+
+    # What SLURM's accounting says: exactly those jobs ran, each completed, under the test
+    # account and partition; the extraction job held the GPU (`gpu=1` -> `--gpus=1`).
+    jobs = sacct_jobs(run_id, since)
+    assert sorted(jobs) == sorted(submitted), (jobs, submitted)
+    assert {j["state"] for j in jobs.values()} == {"COMPLETED"}, jobs
+    assert {(j["account"], j["partition"]) for j in jobs.values()} == {(ACCOUNT, PARTITION)}
+    by_rule = {}
+    for job in jobs.values():
+        rule = re.match(r"rule_(\w+?)(_wildcards_|$)", job["comment"]).group(1)
+        by_rule.setdefault(rule, []).append(job)
+    assert sorted(r for r, js in by_rule.items() for _ in js) == sorted(remote_rules)
+    for job in by_rule["extract_activations"]:
+        assert "gres/gpu=1" in job["tres"], job
+    for job in by_rule["cluster_layer"]:
+        assert "gres/gpu" not in job["tres"], job
+
+    assert_same_outputs(local, remote)
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("partition", "Invalid partition name specified"),
+        ("gpus", "Requested node configuration is not available"),
+    ],
+)
+def test_impossible_request_fails_at_submission(slurm_cluster, tmp_path, case, expected):
+    """A job SLURM cannot ever run is refused by sbatch; snakemake stops with the reason."""
+    args = slurm_profile_args()
+    if case == "partition":
+        # Every job asks for a partition that does not exist: the first sbatch fails.
+        write_config(tmp_path, slurm_config(gpus=1))
+        args += ["--default-resources", f"slurm_account={ACCOUNT}",
+                 "slurm_partition=no_such_partition", "mem_mb=1000", "runtime=10"]  # fmt: skip
+    else:
+        # The model asks for two GPUs per extraction job; the node has one.
+        write_config(tmp_path, slurm_config(gpus=2))
+
+    since = datetime.now().replace(microsecond=0)
+    proc = snakemake(tmp_path, *args, timeout=300)
+    out = proc.stdout
+    assert proc.returncode not in (124, 137), f"snakemake hung:\n{out[-6000:]}"
+    assert proc.returncode != 0, out[-6000:]
+    assert "SLURM sbatch failed" in out and expected in out, (
+        f"{out[-8000:]}\n{slurm_logs(tmp_path)}"
+    )
+    if case == "gpus":
+        assert "--gpus=2" in out, out[-8000:]
+    # Nothing of the refused kind reached the queue or the accounting.
+    run_id = re.search(r"SLURM run ID: ([0-9a-f-]{36})", out).group(1)
+    jobs = sacct_jobs(run_id, since)
+    assert not [j for j in jobs.values() if j["comment"].startswith("rule_extract")], jobs
