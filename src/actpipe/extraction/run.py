@@ -184,8 +184,8 @@ def extract_activations(
     """
     options = options or ExtractionOptions()
     malloc_tuned = tune_malloc() if options.tune_malloc else False
-    set_deterministic(options.seed)
     device = select_device(options.device)
+    set_deterministic(options.seed, device)
     model, weights_info = build_model(spec)
     model.to(device)
     if options.channels_last:
