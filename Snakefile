@@ -15,10 +15,11 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 
 
-# GPU jobs are counted per machine (local runs: one at a time via profiles/default), not
-# across the cluster: the SLURM executor hands GPUs to jobs itself.
+# `gpu_jobs` (1 for a job that asks for a GPU) is counted per machine: local runs take one
+# GPU job at a time (profiles/default), while a cluster run submits as many as SLURM accepts
+# and the executor hands each job its `gpu` request (sbatch --gpus).
 resource_scopes:
-    gpu="local",
+    gpu_jobs="local",
 
 
 # A wildcard can only take a configured name.

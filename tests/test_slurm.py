@@ -99,6 +99,7 @@ def slurm_config(gpus: int = 1) -> dict:
     stimuli = config["stimuli"]
     stimset = "gratings" if "gratings" in stimuli else next(iter(stimuli))
     block = dict(stimuli[stimset])
+    block.pop("shard_size", None)  # one extraction job per (set, model)
     if block.get("source") == "gratings":
         block.update(size=32, orientations=4, phases=1, spatial_frequencies=[2, 4])
     elif block.get("source") == "digits":
@@ -166,11 +167,10 @@ def slurm_logs(workdir: Path, lines: int = 15) -> str:
 
 def sacct_jobs(run_id: str, since: datetime) -> dict[str, dict[str, str]]:
     """Jobs named ``run_id`` (the plugin names every job of a run so) known to accounting."""
-    proc = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "-S", since.strftime("%Y-%m-%dT%H:%M:%S"),
-         f"--name={run_id}", "-o", "JobID,State,Account,Partition,AllocTRES,Comment"],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+    fields = "JobID,State,Account,Partition,AllocTRES,Comment"
+    start = since.strftime("%Y-%m-%dT%H:%M:%S")
+    cmd = ["sacct", "-X", "-n", "-P", "-S", start, f"--name={run_id}", "-o", fields]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True)
     jobs = {}
     for line in proc.stdout.splitlines():
         jobid, state, account, partition, tres, comment = line.split("|", 5)
@@ -190,12 +190,13 @@ def output_files(workdir: Path) -> dict[str, Path]:
 
 def h5_datasets(path: Path) -> dict[str, np.ndarray]:
     datasets = {}
+
+    def collect(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            datasets[name] = obj[()]
+
     with h5py.File(path, "r") as f:
-        f.visititems(
-            lambda name, obj: datasets.__setitem__(name, obj[()])
-            if isinstance(obj, h5py.Dataset)
-            else None
-        )
+        f.visititems(collect)
     return datasets
 
 
@@ -282,8 +283,8 @@ def test_impossible_request_fails_at_submission(slurm_cluster, tmp_path, case, e
     if case == "partition":
         # Every job asks for a partition that does not exist: the first sbatch fails.
         write_config(tmp_path, slurm_config(gpus=1))
-        args += ["--default-resources", f"slurm_account={ACCOUNT}",
-                 "slurm_partition=no_such_partition", "mem_mb=1000", "runtime=10"]  # fmt: skip
+        resources = [f"slurm_account={ACCOUNT}", "slurm_partition=no_such_partition"]
+        args += ["--default-resources", *resources, "mem_mb=1000", "runtime=10"]
     else:
         # The model asks for two GPUs per extraction job; the node has one.
         write_config(tmp_path, slurm_config(gpus=2))
@@ -293,12 +294,16 @@ def test_impossible_request_fails_at_submission(slurm_cluster, tmp_path, case, e
     out = proc.stdout
     assert proc.returncode not in (124, 137), f"snakemake hung:\n{out[-6000:]}"
     assert proc.returncode != 0, out[-6000:]
-    assert "SLURM sbatch failed" in out and expected in out, (
-        f"{out[-8000:]}\n{slurm_logs(tmp_path)}"
-    )
+    logs = slurm_logs(tmp_path)
+    # Submitted with fewer GPUs than the rule asks for: a global `gpu` limit (e.g. in
+    # profiles/default) caps each job's request before submission.
+    capped = "is more than the job's gres=gpu" in logs
+    assert not capped, f"the gpu request was capped before sbatch:\n{out[-4000:]}\n{logs}"
+    assert "SLURM sbatch failed" in out and expected in out, f"{out[-8000:]}\n{logs}"
     if case == "gpus":
         assert "--gpus=2" in out, out[-8000:]
-    # Nothing of the refused kind reached the queue or the accounting.
+    # The refused job never got an allocation (accounting may list it as FAILED, empty TRES).
     run_id = re.search(r"SLURM run ID: ([0-9a-f-]{36})", out).group(1)
     jobs = sacct_jobs(run_id, since)
-    assert not [j for j in jobs.values() if j["comment"].startswith("rule_extract")], jobs
+    refused = "rule_extract" if case == "gpus" else "rule_"
+    assert not [j for j in jobs.values() if j["comment"].startswith(refused) and j["tres"]], jobs

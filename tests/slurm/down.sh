@@ -10,9 +10,6 @@
 set -euo pipefail
 
 STATE=${ACTPIPE_SLURM_STATE:-/tmp/actpipe-slurm}
-# Reverse order of start-up: jobs' hosts first, the database last.
-DAEMONS=(slurmd slurmctld slurmdbd mariadbd munged)
-
 say() { echo "down.sh: $*"; }
 
 pid_of_ours() {
@@ -39,32 +36,50 @@ if pid_of_ours slurmctld >/dev/null; then
     fi
 fi
 
+# stop_group NAME...: SIGTERM to each recorded daemon of the group at once, then wait for all
+# of them (SIGKILL after 15 s).
 status=0
-for name in "${DAEMONS[@]}"; do
-    f=$STATE/pids/$name.pid
-    [[ -f $f ]] || continue
-    if ! pid=$(pid_of_ours "$name"); then
-        say "$name (pid $(<"$f")) is no longer running"
-        rm -f "$f"
-        continue
-    fi
-    kill -TERM "$pid" 2>/dev/null || true
+stop_group() {
+    local name f pid
+    local -A pids=()
+    for name in "$@"; do
+        f=$STATE/pids/$name.pid
+        [[ -f $f ]] || continue
+        if ! pid=$(pid_of_ours "$name"); then
+            say "$name (pid $(<"$f")) is no longer running"
+            rm -f "$f"
+            continue
+        fi
+        pids[$name]=$pid
+        kill -TERM "$pid" 2>/dev/null || true
+    done
     for _ in $(seq 1 60); do
-        kill -0 "$pid" 2>/dev/null || break
+        local alive=0
+        for name in "${!pids[@]}"; do
+            kill -0 "${pids[$name]}" 2>/dev/null && alive=1
+        done
+        ((alive)) || break
         sleep 0.25
     done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid" 2>/dev/null || true
-        sleep 0.5
-        say "killed $name (pid $pid): it ignored SIGTERM for 15 s"
-    else
-        say "stopped $name (pid $pid)"
-    fi
-    if kill -0 "$pid" 2>/dev/null && [[ $(<"/proc/$pid/comm") == "$name" ]]; then
-        say "could not stop $name (pid $pid)" >&2
-        status=1
-    else
-        rm -f "$f"
-    fi
-done
+    for name in "${!pids[@]}"; do
+        pid=${pids[$name]}
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -KILL "$pid" 2>/dev/null || true
+            sleep 0.5
+            say "killed $name (pid $pid): it ignored SIGTERM for 15 s"
+        else
+            say "stopped $name (pid $pid)"
+        fi
+        if kill -0 "$pid" 2>/dev/null && [[ $(<"/proc/$pid/comm") == "$name" ]]; then
+            say "could not stop $name (pid $pid)" >&2
+            status=1
+        else
+            rm -f "$STATE/pids/$name.pid"
+        fi
+    done
+}
+
+# SLURM's daemons first, then what they use: the database and munge.
+stop_group slurmd slurmctld slurmdbd
+stop_group mariadbd munged
 exit "$status"

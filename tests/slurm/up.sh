@@ -53,7 +53,12 @@ cannot_install() {
     exit 3
 }
 
-trap 'rc=$?; echo "up.sh: FAILED: command \"$BASH_COMMAND\" (line $LINENO) exited $rc" >&2; exit $rc' ERR
+on_error() {
+    local rc=$? line=$1
+    echo "up.sh: FAILED: command \"$BASH_COMMAND\" (line $line) exited $rc" >&2
+    exit "$rc"
+}
+trap 'on_error $LINENO' ERR
 
 show_log() {
     # The last lines of a log, to make a failure self-explaining.
@@ -82,11 +87,11 @@ wait_for() {
 # 1. Packages
 # ---------------------------------------------------------------------------------------------
 missing_commands() {
-    local c missing=()
+    local c absent=()
     for c in "${COMMANDS[@]}"; do
-        command -v "$c" >/dev/null 2>&1 || [[ -x /usr/sbin/$c ]] || missing+=("$c")
+        command -v "$c" >/dev/null 2>&1 || [[ -x /usr/sbin/$c ]] || absent+=("$c")
     done
-    echo "${missing[*]}"
+    echo "${absent[*]}"
 }
 
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -155,10 +160,10 @@ start_daemon() {
 }
 
 stop_ours() {
-    local name=$1 pid i
+    local name=$1 pid
     pid=$(pid_of_ours "$name") || return 0
     kill "$pid" 2>/dev/null || true
-    for i in $(seq 1 40); do
+    for _ in $(seq 1 40); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.25
     done
@@ -209,7 +214,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 DB_DIR=$STATE/mysql
 DB_SOCK=$STATE/run/mariadb.sock
-db() { mariadb --no-defaults --socket="$DB_SOCK" -u root "$@"; }
+db() { mariadb --no-defaults --socket="$DB_SOCK" -u root; }
 db_up() { mariadb-admin --no-defaults --socket="$DB_SOCK" -u root ping; }
 
 if [[ ! -d $DB_DIR/mysql ]]; then

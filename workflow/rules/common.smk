@@ -148,6 +148,11 @@ def extraction_resources(key, default):
     return lookup
 
 
+def uses_gpu(wildcards):
+    """1 when the model asks for a GPU: counted by the local `gpu_jobs` limit."""
+    return int(MODELS[wildcards.model].get("resources", {}).get("gpu", 0) > 0)
+
+
 def get_final_output():
     targets = []
     for stimset in STIMULI:

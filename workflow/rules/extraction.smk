@@ -17,6 +17,7 @@ rule extract_activations:
     threads: extraction_resources("cpus", 2)
     resources:
         gpu=extraction_resources("gpu", 0),
+        gpu_jobs=uses_gpu,
         mem_mb=extraction_resources("mem_mb", 8000),
         runtime=extraction_resources("runtime", 60),
     params:
@@ -45,6 +46,7 @@ rule extract_activations_shard:
     threads: extraction_resources("cpus", 2)
     resources:
         gpu=extraction_resources("gpu", 0),
+        gpu_jobs=uses_gpu,
         mem_mb=extraction_resources("mem_mb", 8000),
         runtime=extraction_resources("runtime", 60),
     params:

@@ -21,6 +21,7 @@ from typing import Any
 
 FORMAT_VERSION = 1
 LAYOUT = "layer-major"
+PER_STIMULUS = "per-stimulus"  # the older layout /{model}/{stimulus_id}/{layer} (read, export)
 LAYERS_GROUP = "layers"
 STIMULUS_IDS = "stimulus_ids"
 JITTER = "jitter"
@@ -94,7 +95,7 @@ def decode_attr(value: Any) -> Any:
     """Inverse of :func:`encode_attr` for strings that hold JSON."""
     if isinstance(value, bytes):
         value = value.decode("utf-8")
-    if isinstance(value, str) and value[:1] in ("{", "[") or value == "null":
+    if isinstance(value, str) and (value[:1] in ("{", "[") or value == "null"):
         try:
             return json.loads(value)
         except (TypeError, ValueError):

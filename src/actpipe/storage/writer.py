@@ -189,7 +189,7 @@ class ActivationWriter:
             for name in self.layer_order:
                 self.layers[name].resize(n, axis=0)
         self.group.create_dataset(STIMULUS_IDS, data=np.asarray(stimulus_ids, dtype=object),
-                                  dtype=h5py.string_dtype("utf-8"))
+                                  dtype=h5py.string_dtype("utf-8"), maxshape=(None,))
         attrs = {**attrs, "layer_order": self.layer_order, "n_stimuli": n,
                  "n_replicates": self.n_replicates, "storage": self.options.to_dict()}
         for key, value in attrs.items():
