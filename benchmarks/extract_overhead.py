@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -31,13 +32,33 @@ from actpipe.stimuli import materialise_stimuli
 LAYERS = ["layer1", "layer2", "layer3", "layer4", "avgpool"]
 
 
+def time_bare(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int) -> float:
+    """Seconds of the bare forward passes over preprocessed tensors already in memory."""
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(inputs), batch_size):
+            model(inputs[i : i + batch_size])
+    return time.perf_counter() - start
+
+
+def time_full(spec: ModelSpec, stimuli, out: Path, options: ExtractionOptions) -> float:
+    """Seconds of the full extraction: loading, hooks, HDF5 writing."""
+    start = time.perf_counter()
+    extract_activations(spec, stimuli, out, options, "bench")
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=96, help="number of stimuli")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--reduce", nargs="+", default=["mean", "flatten"],
-                        choices=["flatten", "mean"],
-                        help="reductions of the captured layers to measure (flatten stores all)")
+    parser.add_argument(
+        "--reduce",
+        nargs="+",
+        default=["mean", "flatten"],
+        choices=["flatten", "mean"],
+        help="reductions of the captured layers to measure (flatten stores all)",
+    )
     parser.add_argument("--repeats", type=int, default=2, help="timed repetitions of each")
     args = parser.parse_args()
 
@@ -47,32 +68,39 @@ def main() -> None:
         tmp = Path(tmp)
         orientations = max(1, args.images // 4)
         stimuli = materialise_stimuli(
-            {"source": "gratings", "size": 256, "orientations": orientations, "phases": 2,
-             "spatial_frequencies": [3, 9]}, tmp / "stimuli")
+            {
+                "source": "gratings",
+                "size": 256,
+                "orientations": orientations,
+                "phases": 2,
+                "spatial_frequencies": [3, 9],
+            },
+            tmp / "stimuli",
+        )
         stimuli = stimuli.subset(0, args.images)
         options = ExtractionOptions.from_config({"n_replicates": 1, "progress": False})
         results = []
         for reduce in args.reduce:
-            block = {"source": "torchvision", "name": "resnet50", "weights": "random",
-                     "layers": LAYERS, "reduce": reduce, "preprocess": "imagenet",
-                     "batch_size": args.batch_size}
+            block = {
+                "source": "torchvision",
+                "name": "resnet50",
+                "weights": "random",
+                "layers": LAYERS,
+                "reduce": reduce,
+                "preprocess": "imagenet",
+                "batch_size": args.batch_size,
+            }
             spec = ModelSpec.from_config("resnet50", block)
             model, _ = build_model(spec)
-            inputs = torch.cat([expose(prepare_image(p, spec.preprocess), sid, 1, Jitter(),
-                                       spec.preprocess)[0]
-                                for sid, p in zip(stimuli.ids, stimuli.paths)])
+            inputs = torch.cat(
+                [
+                    expose(prepare_image(p, spec.preprocess), sid, 1, Jitter(), spec.preprocess)[0]
+                    for sid, p in zip(stimuli.ids, stimuli.paths, strict=True)
+                ]
+            )
 
-            def bare() -> float:
-                start = time.perf_counter()
-                with torch.inference_mode():
-                    for i in range(0, len(inputs), args.batch_size):
-                        model(inputs[i:i + args.batch_size])
-                return time.perf_counter() - start
-
-            def full() -> float:
-                start = time.perf_counter()
-                extract_activations(spec, stimuli, tmp / "out.h5", options, "bench")
-                return time.perf_counter() - start
+            bare = partial(time_bare, model, inputs, args.batch_size)
+            full = partial(time_full, spec, stimuli, tmp / "out.h5", options)
 
             bare()  # warm-up: allocator, kernels
             full()

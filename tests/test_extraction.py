@@ -18,10 +18,18 @@ SIZE = 32
 
 def resnet_spec(**overrides) -> ModelSpec:
     block = {
-        "source": "torchvision", "name": "resnet18", "weights": "random", "seed": 3,
-        "layers": ["layer1", {"name": "layer2", "reduce": "mean"}, {"name": "layer4", "reduce": "max"},
-                   "avgpool"],
-        "preprocess": {"preset": "imagenet", "size": SIZE, "resize": SIZE}, "batch_size": 4,
+        "source": "torchvision",
+        "name": "resnet18",
+        "weights": "random",
+        "seed": 3,
+        "layers": [
+            "layer1",
+            {"name": "layer2", "reduce": "mean"},
+            {"name": "layer4", "reduce": "max"},
+            "avgpool",
+        ],
+        "preprocess": {"preset": "imagenet", "size": SIZE, "resize": SIZE},
+        "batch_size": 4,
     }
     block.update(overrides)
     return ModelSpec.from_config("resnet18", block)
@@ -30,12 +38,25 @@ def resnet_spec(**overrides) -> ModelSpec:
 @pytest.fixture(scope="module")
 def gratings(tmp_path_factory):
     root = tmp_path_factory.mktemp("stim") / "gratings"
-    return materialise_stimuli({"source": "gratings", "size": SIZE, "orientations": 3, "phases": 2,
-                                "spatial_frequencies": [2]}, root)
+    return materialise_stimuli(
+        {
+            "source": "gratings",
+            "size": SIZE,
+            "orientations": 3,
+            "phases": 2,
+            "spatial_frequencies": [2],
+        },
+        root,
+    )
 
 
 def options(**kw) -> ExtractionOptions:
-    block = {"n_replicates": 2, "seed": 0, "progress": False, "jitter": {"translate": 2, "rotate": 10}}
+    block = {
+        "n_replicates": 2,
+        "seed": 0,
+        "progress": False,
+        "jitter": {"translate": 2, "rotate": 10},
+    }
     block.update(kw)
     return ExtractionOptions.from_config(block)
 
@@ -43,8 +64,13 @@ def options(**kw) -> ExtractionOptions:
 def expected_inputs(spec, stimuli, opts):
     tensors, records = [], []
     for sid, path in zip(stimuli.ids, stimuli.paths, strict=True):
-        x, rec = expose(prepare_image(path, spec.preprocess), sid, opts.n_replicates, opts.jitter,
-                        spec.preprocess)
+        x, rec = expose(
+            prepare_image(path, spec.preprocess),
+            sid,
+            opts.n_replicates,
+            opts.jitter,
+            spec.preprocess,
+        )
         tensors.append(x)
         records.append(rec)
     return torch.cat(tensors), np.stack(records)
@@ -58,7 +84,9 @@ def test_hooked_activations_equal_independent_feature_extraction(gratings, tmp_p
     out = extract_activations(spec, gratings, tmp_path / "r.h5", opts, "gratings")
     inputs, records = expected_inputs(spec, gratings, opts)
     model, _ = build_model(spec)
-    extractor = create_feature_extractor(model, return_nodes=["layer1", "layer2", "layer4", "avgpool"])
+    extractor = create_feature_extractor(
+        model, return_nodes=["layer1", "layer2", "layer4", "avgpool"]
+    )
     with torch.no_grad():
         reference = extractor(inputs)
     n = len(gratings)
@@ -97,8 +125,8 @@ def test_jitter_is_recorded_seeded_and_replicate0_untouched(gratings):
     dx, dy = int(rec[1, 0]), int(rec[1, 1])
     # A pure integer translation moves pixels: compare the overlapping region.
     h = SIZE
-    src = image[:, max(0, -dy):h - max(0, dy), max(0, -dx):h - max(0, dx)]
-    dst = shifted[1][:, max(0, dy):h - max(0, -dy), max(0, dx):h - max(0, -dx)]
+    src = image[:, max(0, -dy) : h - max(0, dy), max(0, -dx) : h - max(0, dx)]
+    dst = shifted[1][:, max(0, dy) : h - max(0, -dy), max(0, dx) : h - max(0, -dx)]
     torch.testing.assert_close(dst, src)
 
 
@@ -126,13 +154,21 @@ def test_two_runs_give_identical_bytes(gratings, tmp_path):
 
 
 def test_vit_cls_and_float16_storage(gratings, tmp_path):
-    spec = ModelSpec.from_config("vit", {
-        "source": "timm", "name": "vit_tiny_patch16_224", "kwargs": {"img_size": SIZE},
-        "layers": ["blocks.1", {"name": "blocks.1.attn", "reduce": "flatten"}], "reduce": "cls",
-        "preprocess": {"size": SIZE, "resize": SIZE}, "batch_size": 3,
-    })
-    opts = ExtractionOptions.from_config({"n_replicates": 1, "progress": False},
-                                         {"dtype": "float16", "compression": "gzip"})
+    spec = ModelSpec.from_config(
+        "vit",
+        {
+            "source": "timm",
+            "name": "vit_tiny_patch16_224",
+            "kwargs": {"img_size": SIZE},
+            "layers": ["blocks.1", {"name": "blocks.1.attn", "reduce": "flatten"}],
+            "reduce": "cls",
+            "preprocess": {"size": SIZE, "resize": SIZE},
+            "batch_size": 3,
+        },
+    )
+    opts = ExtractionOptions.from_config(
+        {"n_replicates": 1, "progress": False}, {"dtype": "float16", "compression": "gzip"}
+    )
     out = extract_activations(spec, gratings, tmp_path / "v.h5", opts, "g")
     model, _ = build_model(spec)
     inputs, _ = expected_inputs(spec, gratings, opts)
@@ -165,7 +201,9 @@ def test_corrupt_image_error_or_skip(gratings, tmp_path):
     with pytest.raises(StimulusError, match="zz_broken.png"):
         extract_activations(resnet_spec(), stimuli, tmp_path / "e.h5", options())
     assert not (tmp_path / "e.h5").exists()
-    out = extract_activations(resnet_spec(), stimuli, tmp_path / "s.h5", options(on_bad_image="skip"))
+    out = extract_activations(
+        resnet_spec(), stimuli, tmp_path / "s.h5", options(on_bad_image="skip")
+    )
     with h5py.File(out, "r") as f:
         assert f["resnet18/layers/layer1"].shape[0] == 3
         assert [s.decode() for s in f["resnet18/stimulus_ids"][()]] == stimuli.ids[:3]
@@ -194,8 +232,15 @@ def test_weights_from_local_checkpoint_and_offline_pretrained(gratings, tmp_path
     loaded, info2 = build_model(resnet_spec(weights=str(tmp_path / "ckpt.pth")))
     assert info2["state_dict_sha256"] == info["state_dict_sha256"]
     assert info2["kind"] == "file" and len(info2["sha256"]) == 64
-    wrong = ModelSpec.from_config("r34", {"source": "torchvision", "name": "resnet34",
-                                          "weights": str(tmp_path / "ckpt.pth"), "layers": ["layer1"]})
+    wrong = ModelSpec.from_config(
+        "r34",
+        {
+            "source": "torchvision",
+            "name": "resnet34",
+            "weights": str(tmp_path / "ckpt.pth"),
+            "layers": ["layer1"],
+        },
+    )
     with pytest.raises(WeightsError, match="Missing keys"):
         build_model(wrong)
 

@@ -23,10 +23,19 @@ else:
 
 @pytest.mark.parametrize("source", ["torchvision", "timm"])
 def test_pretrained_offline_points_to_a_local_file(source, tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TORCH_HOME": str(tmp_path / "torch"),
-           "HF_HOME": str(tmp_path / "hf")}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT % source], capture_output=True, text=True,
-                          env=env, timeout=300)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TORCH_HOME": str(tmp_path / "torch"),
+        "HF_HOME": str(tmp_path / "hf"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT % source],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     if "LOADED" in proc.stdout:  # pragma: no cover - only with network access
         pytest.skip("network access: pretrained weights were downloaded")

@@ -22,11 +22,19 @@ from actpipe.storage import merge_shards
 from actpipe.storage.writer import partial_path, progress_path
 
 BLOCK = {
-    "source": "torchvision", "name": "resnet18", "weights": "random",
+    "source": "torchvision",
+    "name": "resnet18",
+    "weights": "random",
     "layers": ["layer1", {"name": "layer4", "reduce": "mean"}, "avgpool"],
-    "preprocess": {"preset": "imagenet", "size": 32, "resize": 32}, "batch_size": 4,
+    "preprocess": {"preset": "imagenet", "size": 32, "resize": 32},
+    "batch_size": 4,
 }
-EXTRACTION = {"n_replicates": 2, "seed": 0, "progress": False, "jitter": {"translate": 2, "rotate": 5}}
+EXTRACTION = {
+    "n_replicates": 2,
+    "seed": 0,
+    "progress": False,
+    "jitter": {"translate": 2, "rotate": 5},
+}
 
 
 def read_all(path, model):
@@ -47,8 +55,16 @@ def assert_same(a, b):
 
 @pytest.fixture(scope="module")
 def stimuli(tmp_path_factory):
-    return materialise_stimuli({"source": "gratings", "size": 32, "orientations": 6, "phases": 2,
-                                "spatial_frequencies": [2, 4]}, tmp_path_factory.mktemp("s") / "g")
+    return materialise_stimuli(
+        {
+            "source": "gratings",
+            "size": 32,
+            "orientations": 6,
+            "phases": 2,
+            "spatial_frequencies": [2, 4],
+        },
+        tmp_path_factory.mktemp("s") / "g",
+    )
 
 
 def test_merged_shards_equal_one_extraction(stimuli, tmp_path):
@@ -57,15 +73,21 @@ def test_merged_shards_equal_one_extraction(stimuli, tmp_path):
     whole = extract_activations(spec, stimuli, tmp_path / "whole.h5", options)
     shard_files = []
     for i, start in enumerate(range(0, len(stimuli), 10)):
-        shard_files.append(extract_activations(spec, stimuli.subset(start, start + 10),
-                                               tmp_path / "shards" / f"s{i}.h5", options))
+        shard_files.append(
+            extract_activations(
+                spec, stimuli.subset(start, start + 10), tmp_path / "shards" / f"s{i}.h5", options
+            )
+        )
     merged = merge_shards(shard_files, tmp_path / "merged.h5", "resnet18")
     assert_same(read_all(whole, "resnet18"), read_all(merged, "resnet18"))
     with h5py.File(merged, "r") as f:
         assert f["resnet18/layers/layer1"].is_virtual
         assert os.path.getsize(merged) < 100_000  # no copy of the layers
-        assert json.loads(f["resnet18"].attrs["shards"]) == ["shards/s0.h5", "shards/s1.h5",
-                                                             "shards/s2.h5"]
+        assert json.loads(f["resnet18"].attrs["shards"]) == [
+            "shards/s0.h5",
+            "shards/s1.h5",
+            "shards/s2.h5",
+        ]
 
 
 @pytest.mark.workflow
@@ -81,10 +103,14 @@ def test_sharded_workflow_gives_identical_arrays(tmp_path):
     run_snakemake(sharded, "--cores", "2")
     assert len(list((sharded / "results/activations/gratings/shards/resnet18").glob("*.h5"))) == 2
     for name in ("gratings/resnet18.h5", "model_activations_gratings.h5"):
-        assert_same(read_all(plain / "results/activations" / name, "resnet18"),
-                    read_all(sharded / "results/activations" / name, "resnet18"))
+        assert_same(
+            read_all(plain / "results/activations" / name, "resnet18"),
+            read_all(sharded / "results/activations" / name, "resnet18"),
+        )
     a = json.loads((plain / "results/clusters/gratings/resnet18/kmeans_k3/paths.json").read_text())
-    b = json.loads((sharded / "results/clusters/gratings/resnet18/kmeans_k3/paths.json").read_text())
+    b = json.loads(
+        (sharded / "results/clusters/gratings/resnet18/kmeans_k3/paths.json").read_text()
+    )
     assert a == b
 
 
@@ -109,8 +135,9 @@ extract_activations(spec, load_stimulus_folder(sys.argv[1]), sys.argv[2], option
 def test_killed_extraction_resumes_from_the_last_batch(stimuli, tmp_path, caplog):
     spec = ModelSpec.from_config("resnet18", BLOCK)
     extraction = {**EXTRACTION, "checkpoint_seconds": 0}
-    reference = extract_activations(spec, stimuli, tmp_path / "reference.h5",
-                                    ExtractionOptions.from_config(extraction))
+    reference = extract_activations(
+        spec, stimuli, tmp_path / "reference.h5", ExtractionOptions.from_config(extraction)
+    )
     output = tmp_path / "out" / "resnet18.h5"
     script = textwrap.dedent(SLOW_EXTRACTION).format(block=BLOCK, extraction=extraction)
     proc = subprocess.Popen([sys.executable, "-c", script, str(stimuli.root), str(output)])

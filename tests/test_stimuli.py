@@ -13,8 +13,13 @@ from actpipe.stimuli.digits import load_digits_arrays
 
 
 def test_gratings_follow_the_sinusoid(tmp_path):
-    spec = {"source": "gratings", "size": 32, "orientations": [0.0, 90.0], "phases": [90.0],
-            "spatial_frequencies": [2.0]}
+    spec = {
+        "source": "gratings",
+        "size": 32,
+        "orientations": [0.0, 90.0],
+        "phases": [90.0],
+        "spatial_frequencies": [2.0],
+    }
     stimuli = materialise_stimuli(spec, tmp_path / "g")
     assert len(stimuli) == 2
     assert stimuli.labels["orientation"] == ["0.0", "90.0"]
@@ -28,8 +33,15 @@ def test_gratings_follow_the_sinusoid(tmp_path):
 
 
 def test_gratings_grid_labels_and_seeded_noise(tmp_path):
-    spec = {"source": "gratings", "size": 16, "orientations": 4, "phases": 2,
-            "spatial_frequencies": [1, 3], "noise_std": 0.1, "seed": 7}
+    spec = {
+        "source": "gratings",
+        "size": 16,
+        "orientations": 4,
+        "phases": 2,
+        "spatial_frequencies": [1, 3],
+        "noise_std": 0.1,
+        "seed": 7,
+    }
     a = materialise_stimuli(spec, tmp_path / "a")
     b = materialise_stimuli(spec, tmp_path / "b")
     assert len(a) == 4 * 2 * 2
@@ -38,11 +50,15 @@ def test_gratings_grid_labels_and_seeded_noise(tmp_path):
     for pa, pb in zip(a.paths, b.paths, strict=True):
         assert np.array_equal(np.asarray(Image.open(pa)), np.asarray(Image.open(pb)))
     c = materialise_stimuli({**spec, "seed": 8}, tmp_path / "c")
-    assert not np.array_equal(np.asarray(Image.open(a.paths[0])), np.asarray(Image.open(c.paths[0])))
+    assert not np.array_equal(
+        np.asarray(Image.open(a.paths[0])), np.asarray(Image.open(c.paths[0]))
+    )
 
 
 def test_digits_are_sklearn_digits_upscaled(tmp_path):
-    stimuli = materialise_stimuli({"source": "digits", "size": 24, "n": 30, "seed": 0}, tmp_path / "d")
+    stimuli = materialise_stimuli(
+        {"source": "digits", "size": 24, "n": 30, "seed": 0}, tmp_path / "d"
+    )
     images, targets = load_digits_arrays()
     assert len(stimuli) == 30
     counts = np.bincount([int(d) for d in stimuli.labels["digit"]], minlength=10)
@@ -101,5 +117,6 @@ def test_alpha_grayscale_and_16bit_decoding(tmp_path):
     Image.fromarray(np.array([[0, 255]], np.uint8), "L").save(tmp_path / "g.png")
     np.testing.assert_allclose(load_rgb(tmp_path / "g.png", (0, 0, 0))[0, 1], [1, 1, 1])
     Image.fromarray(np.array([[0, 65535, 32768]], np.uint16)).save(tmp_path / "w.png")
-    np.testing.assert_allclose(load_rgb(tmp_path / "w.png", (0, 0, 0))[0, :, 0],
-                               [0, 1, 32768 / 65535], atol=1e-6)
+    np.testing.assert_allclose(
+        load_rgb(tmp_path / "w.png", (0, 0, 0))[0, :, 0], [0, 1, 32768 / 65535], atol=1e-6
+    )

@@ -1,7 +1,22 @@
-"""Aggregating per-layer clusterings into cluster paths, centroids and metadata (JSON)."""
+"""Aggregating the per-layer clusterings of one (stimulus set, model, parameter set).
+
+Writes, into one folder (schemas in docs/clustering.md):
+
+* ``paths.json``: every example's cluster at each layer;
+* ``transitions.json``: counts of examples going from cluster a of a layer to cluster b of the
+  next (the links of a Sankey diagram);
+* ``centroids.json`` and ``centroids.h5``: every layer's centroids (inline in the JSON while a
+  layer has at most ``centroids_json_max_values`` numbers, else a pointer into the HDF5 file);
+* ``metadata.json``: layers, examples, clusters per layer, method and parameters, feature
+  preparation, dropped rows, checksums of the activation files used;
+* ``quality.tsv``: one row per layer: inertia, silhouette, Davies-Bouldin, cluster sizes, and
+  ARI / NMI / purity against each label column of the stimulus set's ``labels.csv``.
+"""
 
 from __future__ import annotations
 
+import csv
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,69 +26,261 @@ import h5py
 import numpy as np
 
 from . import __version__
-from ._io import sha256_file, write_json
-from .storage.format import decode_attr
+from ._io import atomic_output, sha256_file, write_json
+from .clustering.run import read_layer_clusters
+
+PathLike = str | os.PathLike[str]
+CENTROIDS_JSON_MAX_VALUES = 1_000_000
+OUTPUT_FILES = (
+    "paths.json",
+    "transitions.json",
+    "centroids.json",
+    "centroids.h5",
+    "metadata.json",
+    "quality.tsv",
+)
 
 
-def read_layer_clusters(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """One per-layer clustering file as a dict (labels, centroids, ids, attributes)."""
+def activation_data_files(path: PathLike, model: str) -> list[Path]:
+    """The files holding ``model``'s data in ``path``: the file itself, an external link's
+    target (joined per-set files) and virtual-dataset sources (merged shards).
+
+    Paths stay relative when ``path`` is (the working directory's results/ tree), so the
+    metadata of two runs in different directories compare equal.
+    """
+    path = Path(os.path.normpath(path))
+    files = [path]
     with h5py.File(path, "r") as f:
-        return {
-            "labels": f["labels"][()].astype(np.int64),
-            "centroids": f["centroids"][()],
-            "stimulus_ids": [s.decode() if isinstance(s, bytes) else s
-                             for s in f["stimulus_ids"][()]],
-            "attrs": {k: decode_attr(v) for k, v in f.attrs.items()},
+        link = f.get(model, getlink=True)
+        holder = path
+        if isinstance(link, h5py.ExternalLink):
+            holder = Path(os.path.normpath(path.parent / link.filename))
+            files.append(holder)
+        group = f[model]
+        layers = group.get("layers")
+        if isinstance(layers, h5py.Group):
+            for dset in layers.values():
+                if isinstance(dset, h5py.Dataset) and dset.is_virtual:
+                    for vs in dset.virtual_sources():
+                        name = vs.file_name
+                        target = (
+                            holder if name == "." else Path(os.path.normpath(holder.parent / name))
+                        )
+                        files.append(target)
+    unique: list[Path] = []
+    for p in files:
+        if p not in unique:
+            unique.append(p)
+    return unique
+
+
+def transition_counts(labels: np.ndarray, layers: Sequence[str]) -> list[dict[str, Any]]:
+    """For each consecutive layer pair, ``[from_cluster, to_cluster, count]`` of the examples
+    clustered in both (dropped examples, label -1, are left out)."""
+    out = []
+    for i in range(len(layers) - 1):
+        a, b = labels[:, i], labels[:, i + 1]
+        keep = (a >= 0) & (b >= 0)
+        pairs, counts = np.unique(np.stack([a[keep], b[keep]], axis=1), axis=0, return_counts=True)
+        out.append(
+            {
+                "from_layer": layers[i],
+                "to_layer": layers[i + 1],
+                "links": [
+                    [int(p[0]), int(p[1]), int(c)] for p, c in zip(pairs, counts, strict=True)
+                ],
+            }
+        )
+    return out
+
+
+def read_stimulus_labels(
+    stimuli: PathLike | None, stimulus_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    """Label columns of the examples' stimuli, from ``labels.csv`` (a folder or the file).
+
+    No file: no columns. A stimulus missing from the file is an error naming it.
+    """
+    if stimuli is None:
+        return {}
+    from .stimuli.folder import LABELS_FILE, read_labels
+
+    path = Path(stimuli)
+    if path.is_dir():
+        path = path / LABELS_FILE
+    if not path.exists():
+        return {}
+    rows = read_labels(path)
+    missing = sorted({sid for sid in stimulus_ids if sid not in rows})
+    if missing:
+        raise ValueError(
+            f"{path}: no row for stimulus {missing[:5]} ({len(missing)} missing); "
+            "add them or remove labels.csv"
+        )
+    columns = list(next(iter(rows.values())).keys()) if rows else []
+    return {col: [rows[sid].get(col, "") for sid in stimulus_ids] for col in columns}
+
+
+def _number(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def quality_rows(
+    layers: list[dict[str, Any]], names: list[str], labels_by_column: dict[str, list[str]]
+) -> list[dict[str, str]]:
+    """One row per layer of the quality table (see docs/clustering.md for the columns)."""
+    from .clustering.quality import label_scores
+
+    table = []
+    for name, layer in zip(names, layers, strict=True):
+        attrs = layer["attrs"]
+        q = attrs["quality"]
+        sizes = q["cluster_sizes"]
+        row = {
+            "layer": name,
+            "method": attrs["params"]["method"],
+            "k": _number(attrs["params"].get("k")),
+            "n_clusters": str(q["n_clusters"]),
+            "n_nonempty": str(q["n_nonempty"]),
+            "n_examples": str(attrs["n_examples"]),
+            "n_dropped": str(len(attrs["dropped"])),
+            "inertia": _number(q["inertia"]),
+            "silhouette": _number(q["silhouette"]),
+            "silhouette_rows": str(q["silhouette_rows"]),
+            "davies_bouldin": _number(q["davies_bouldin"]),
+            "size_min": str(min(sizes)),
+            "size_median": _number(float(np.median(sizes))),
+            "size_max": str(max(sizes)),
+            "cluster_sizes": ",".join(map(str, sizes)),
         }
+        for column, truth in labels_by_column.items():
+            scores = label_scores(layer["labels"], truth)
+            for score, value in scores.items():
+                row[f"{score}_{column}"] = _number(value)
+        table.append(row)
+    return table
+
+
+def write_tsv(path: PathLike, rows: list[dict[str, str]]) -> None:
+    """A tab-separated table with a header line, written atomically."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    with atomic_output(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, delimiter="\t", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def aggregate_clusters(
-    layer_files: Sequence[str | os.PathLike[str]],
-    out_dir: str | os.PathLike[str],
-    activations: str | os.PathLike[str],
+    layer_files: Sequence[PathLike],
+    out_dir: PathLike,
+    activations: PathLike,
+    stimuli: PathLike | None = None,
     context: dict[str, Any] | None = None,
+    centroids_json_max_values: int = CENTROIDS_JSON_MAX_VALUES,
 ) -> dict[str, Any]:
-    """Write ``paths.json``, ``centroids.json`` and ``metadata.json`` into ``out_dir``.
+    """Write the files of :data:`OUTPUT_FILES` into ``out_dir``; return the metadata.
 
-    ``layer_files`` are per-layer clustering files in layer order (the model's layer order
-    in the config). Every file must cover the same stimuli in the same order.
+    ``layer_files`` are per-layer clustering files in layer order; every one must cover the
+    same examples in the same order. ``stimuli`` is the stimulus folder (or its
+    ``labels.csv``) whose label columns are scored.
     """
     out_dir = Path(out_dir)
+    if not layer_files:
+        raise ValueError(f"{out_dir}: no layer clustering files to aggregate")
     layers = [read_layer_clusters(p) for p in layer_files]
     names = [layer["attrs"]["layer"] for layer in layers]
-    ids = layers[0]["stimulus_ids"]
+    first = layers[0]
+    example_ids = first["example_ids"]
     for layer, path in zip(layers, layer_files, strict=True):
-        if layer["stimulus_ids"] != ids:
-            raise ValueError(f"{path}: stimulus ids differ from {layer_files[0]}")
+        if layer["example_ids"] != example_ids:
+            raise ValueError(
+                f"{path}: examples differ from {layer_files[0]} (another replicates setting "
+                "or another activation file?); rerun its clustering"
+            )
+    model = first["attrs"]["model"]
     label_matrix = np.stack([layer["labels"] for layer in layers], axis=1)
-    paths = {"layers": names,
-             "paths": {sid: [int(c) for c in row] for sid, row in zip(ids, label_matrix, strict=True)}}
-    centroids = {
-        name: {"k": int(layer["centroids"].shape[0]), "dim": int(layer["centroids"].shape[1]),
-               "centroids": layer["centroids"].tolist()}
-        for name, layer in zip(names, layers, strict=True)
+
+    paths = {
+        "layers": names,
+        "paths": {
+            eid: [int(c) for c in row] for eid, row in zip(example_ids, label_matrix, strict=True)
+        },
     }
-    first = layers[0]["attrs"]
+    transitions = {"layers": names, "transitions": transition_counts(label_matrix, names)}
+
+    centroids_json: dict[str, Any] = {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out_dir / "centroids.h5") as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["kind"] = "centroids"
+        f.attrs["model"] = model
+        for name, layer in zip(names, layers, strict=True):
+            c = layer["centroids"]
+            f.create_dataset(f"{name}/centroids", data=c)
+            entry: dict[str, Any] = {
+                "k": int(c.shape[0]),
+                "dim": int(c.shape[1]),
+                "space": _space(layer["attrs"]["features"]),
+            }
+            if c.size <= centroids_json_max_values:
+                entry["centroids"] = c.tolist()
+            else:
+                entry["hdf5"] = {"file": "centroids.h5", "dataset": f"/{name}/centroids"}
+            centroids_json[name] = entry
+
+    files = activation_data_files(activations, model)
     metadata = {
         **(context or {}),
-        "model": first["model"],
-        "parameter_set": first.get("parameter_set", ""),
-        "params": first["params"],
+        "model": model,
+        "parameter_set": first["attrs"].get("parameter_set", ""),
+        "method": first["attrs"]["params"]["method"],
+        "params": first["attrs"]["params"],
         "layers": names,
-        "n_examples": len(ids),
-        "clusters_per_layer": {n: int(layer["centroids"].shape[0])
-                               for n, layer in zip(names, layers, strict=True)},
-        "feature_dims": {n: int(layer["attrs"]["feature_dim"])
-                         for n, layer in zip(names, layers, strict=True)},
+        "n_examples": len(example_ids),
+        "examples": "stimuli"
+        if first["attrs"]["params"]["replicates"] == "mean"
+        else "exposures ({stimulus_id}#{replicate})",
+        "clusters_per_layer": {
+            n: int(layer["centroids"].shape[0]) for n, layer in zip(names, layers, strict=True)
+        },
+        "feature_dims": {
+            n: int(layer["attrs"]["feature_dim"]) for n, layer in zip(names, layers, strict=True)
+        },
+        "features": {n: layer["attrs"]["features"] for n, layer in zip(names, layers, strict=True)},
         "fit_info": {n: layer["attrs"]["info"] for n, layer in zip(names, layers, strict=True)},
+        "dropped": {n: layer["attrs"]["dropped"] for n, layer in zip(names, layers, strict=True)},
         "source_files": {
-            "activations": {"path": str(activations), "sha256": sha256_file(activations)},
+            "activations": str(activations),
+            "checksums": [{"path": str(p), "sha256": sha256_file(p)} for p in files],
             "layer_clusters": [str(p) for p in layer_files],
         },
+        "outputs": list(OUTPUT_FILES),
         "actpipe_version": __version__,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
+    stimulus_of = first["stimulus_ids"]
+    labels_by_column = read_stimulus_labels(stimuli, stimulus_of)
+    metadata["label_columns"] = list(labels_by_column)
+
     write_json(out_dir / "paths.json", paths, indent=None)
-    write_json(out_dir / "centroids.json", centroids, indent=None)
+    write_json(out_dir / "transitions.json", transitions, indent=None)
+    write_json(out_dir / "centroids.json", centroids_json, indent=None)
+    write_tsv(out_dir / "quality.tsv", quality_rows(layers, names, labels_by_column))
     write_json(out_dir / "metadata.json", metadata)
     return metadata
+
+
+def _space(features: dict[str, Any]) -> str:
+    """A short description of the space the centroids live in."""
+    steps = ["replicate mean" if features.get("replicates") == "mean" else "each replicate"]
+    if features.get("input") == "activations_x_gradients":
+        steps.append("activations x gradients")
+    if features.get("standardize"):
+        steps.append("standardised")
+    if features.get("reduce", "none") != "none":
+        steps.append(f"{features['reduce']} to {features['n_components']} dims")
+    return ", ".join(steps)

@@ -17,16 +17,25 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "imagenet": {
-        "size": 224, "resize": 256, "interpolation": "bilinear",
-        "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
+        "size": 224,
+        "resize": 256,
+        "interpolation": "bilinear",
+        "mean": IMAGENET_MEAN,
+        "std": IMAGENET_STD,
     },
     "clip": {
-        "size": 224, "resize": 224, "interpolation": "bicubic",
-        "mean": CLIP_MEAN, "std": CLIP_STD,
+        "size": 224,
+        "resize": 224,
+        "interpolation": "bicubic",
+        "mean": CLIP_MEAN,
+        "std": CLIP_STD,
     },
     "none": {
-        "size": None, "resize": None, "interpolation": "bilinear",
-        "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0),
+        "size": None,
+        "resize": None,
+        "interpolation": "bilinear",
+        "mean": (0.0, 0.0, 0.0),
+        "std": (1.0, 1.0, 1.0),
     },
 }
 
@@ -52,30 +61,51 @@ class Preprocess:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-def resolve_preprocess(block: str | dict[str, Any] | None) -> Preprocess:
+def resolve_preprocess(
+    block: str | dict[str, Any] | None, defaults: dict[str, Any] | None = None
+) -> Preprocess:
     """Build a :class:`Preprocess` from a config value: a preset name or a mapping.
 
     A mapping may name a ``preset`` and override any field (``size``, ``resize``,
-    ``interpolation``, ``mean``, ``std``, ``background``).
+    ``interpolation``, ``mean``, ``std``, ``background``). The preset ``auto`` (also the
+    meaning of a missing value) takes ``defaults`` - the model's own pretrained
+    configuration, e.g. a timm model's - when there are any, and ``imagenet`` otherwise;
+    the preset recorded is then ``auto:model`` or ``auto:imagenet``.
     """
     if block is None:
-        block = "imagenet"
+        block = "auto"
     if isinstance(block, str):
         block = {"preset": block}
     block = dict(block)
-    preset = block.pop("preset", "imagenet")
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preprocessing preset {preset!r}; choose one of {list(PRESETS)}")
-    known = {f.name for f in fields(Preprocess)}
+    preset = block.pop("preset", "auto")
+    if preset == "auto":
+        base = dict(PRESETS["imagenet"])
+        if defaults:
+            base.update(defaults)
+            preset = "auto:model"
+        else:
+            preset = "auto:imagenet"
+    elif preset in PRESETS:
+        base = dict(PRESETS[preset])
+    else:
+        raise ValueError(
+            f"unknown preprocessing preset {preset!r}; choose one of {['auto', *PRESETS]}"
+        )
+    known = {f.name for f in fields(Preprocess)} - {"preset"}
     unknown = set(block) - known
     if unknown:
         raise ValueError(f"unknown preprocessing key(s) {sorted(unknown)}; valid: {sorted(known)}")
-    values: dict[str, Any] = {**PRESETS[preset], **block, "preset": preset}
+    values: dict[str, Any] = {**base, **block, "preset": preset}
     for key in ("mean", "std", "background"):
         if key in values:
             values[key] = tuple(float(v) for v in values[key])
+            if len(values[key]) != 3:
+                raise ValueError(f"preprocessing {key!r} needs 3 values (R, G, B)")
+    if any(s <= 0 for s in values["std"]):
+        raise ValueError("preprocessing 'std' values must be positive")
     if values.get("resize") is None and values.get("size") is not None:
         values["resize"] = values["size"]
+    _interpolation(values["interpolation"])
     return Preprocess(**values)
 
 
@@ -100,9 +130,20 @@ class Jitter:
     @classmethod
     def from_config(cls, block: dict[str, Any] | None, seed: int) -> Jitter:
         block = dict(block or {})
+        known = {"translate", "rotate", "scale", "first_unjittered"}
+        unknown = set(block) - known
+        if unknown:
+            raise ValueError(f"unknown jitter key(s) {sorted(unknown)}; valid: {sorted(known)}")
         if "scale" in block:
             block["scale"] = tuple(float(s) for s in block["scale"])
-        return cls(seed=seed, **block)
+        jitter = cls(seed=seed, **block)
+        low, high = jitter.scale if len(jitter.scale) == 2 else (0.0, -1.0)
+        if jitter.translate < 0 or jitter.rotate < 0 or not 0 < low <= high:
+            raise ValueError(
+                "jitter: translate (pixels) and rotate (degrees) must be >= 0 and scale a "
+                f"[min, max] range of positive numbers with min <= max; got {block}"
+            )
+        return jitter
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -114,9 +155,7 @@ class Jitter:
         """``(dx, dy, angle, scale)`` for one exposure."""
         if replicate == 0 and self.first_unjittered:
             return (0.0, 0.0, 0.0, 1.0)
-        rng = np.random.default_rng(
-            [self.seed, zlib.crc32(stimulus_id.encode("utf-8")), replicate]
-        )
+        rng = np.random.default_rng([self.seed, zlib.crc32(stimulus_id.encode("utf-8")), replicate])
         dx, dy = rng.integers(-self.translate, self.translate, size=2, endpoint=True)
         angle = rng.uniform(-self.rotate, self.rotate) if self.rotate > 0 else 0.0
         low, high = self.scale
@@ -143,8 +182,9 @@ def prepare_image(path: str | Path, pre: Preprocess) -> torch.Tensor:
     rgb = load_rgb(path, pre.background)
     image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
     if pre.resize is not None:
-        image = F.resize(image, [pre.resize], interpolation=_interpolation(pre.interpolation),
-                         antialias=True)
+        image = F.resize(
+            image, [pre.resize], interpolation=_interpolation(pre.interpolation), antialias=True
+        )
     if pre.size is not None:
         image = F.center_crop(image, [pre.size, pre.size])
     return image.clamp_(0.0, 1.0)
@@ -169,14 +209,27 @@ def expose(
         view = image
         if (dx, dy, angle, scale) != (0.0, 0.0, 0.0, 1.0):
             view = F.affine(
-                image, angle=angle, translate=[int(dx), int(dy)], scale=scale, shear=[0.0, 0.0],
-                interpolation=_interpolation("bilinear"), fill=list(pre.background),
+                image,
+                angle=angle,
+                translate=[int(dx), int(dy)],
+                scale=scale,
+                shear=[0.0, 0.0],
+                interpolation=_interpolation("bilinear"),
+                fill=list(pre.background),
             )
         exposures.append((view - mean) / std)
     return torch.stack(exposures), record
 
 
 __all__ = [
-    "CLIP_MEAN", "CLIP_STD", "IMAGENET_MEAN", "IMAGENET_STD", "PRESETS",
-    "Jitter", "Preprocess", "expose", "prepare_image", "resolve_preprocess",
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "PRESETS",
+    "Jitter",
+    "Preprocess",
+    "expose",
+    "prepare_image",
+    "resolve_preprocess",
 ]

@@ -1,14 +1,19 @@
-# One job per (stimulus set, model, parameter set): cluster paths, centroids, metadata.
+# One job per (stimulus set, model, parameter set): cluster paths, transitions, centroids,
+# metadata and the quality table (schemas in docs/clustering.md).
 
 
 rule aggregate_clusters:
     input:
         layers=get_layer_cluster_files,
         activations=get_activation_file,
+        stimuli=get_stimulus_dir,
     output:
-        metadata="results/clusters/{stimset}/{model}/{pset}/metadata.json",
         paths="results/clusters/{stimset}/{model}/{pset}/paths.json",
+        transitions="results/clusters/{stimset}/{model}/{pset}/transitions.json",
         centroids="results/clusters/{stimset}/{model}/{pset}/centroids.json",
+        centroids_h5="results/clusters/{stimset}/{model}/{pset}/centroids.h5",
+        metadata="results/clusters/{stimset}/{model}/{pset}/metadata.json",
+        quality="results/clusters/{stimset}/{model}/{pset}/quality.tsv",
     log:
         "logs/aggregate_clusters/{stimset}/{model}/{pset}.log",
     benchmark:
@@ -17,6 +22,7 @@ rule aggregate_clusters:
     conda:
         "../../envs/clustering.yaml"
     params:
+        centroids_json_max_values=config["clustering"]["centroids_json_max_values"],
         version=ACTPIPE_VERSION,
     script:
         "../scripts/aggregate_clusters.py"

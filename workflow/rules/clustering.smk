@@ -1,9 +1,9 @@
-# One job per (stimulus set, model, parameter set, layer).
+# One job per (stimulus set, model, parameter set, layer): labels, centroids, quality scores.
 
 
 rule cluster_layer:
     input:
-        get_activation_file,
+        unpack(get_cluster_inputs),
     output:
         "results/clusters/{stimset}/{model}/{pset}/layers/{layer}.h5",
     log:
@@ -17,7 +17,7 @@ rule cluster_layer:
         mem_mb=4000,
         runtime=60,
     params:
-        params=lambda wildcards: PARAMETER_SETS[wildcards.pset],
+        params=get_parameter_set,
         version=ACTPIPE_VERSION,
     script:
         "../scripts/cluster_layer.py"

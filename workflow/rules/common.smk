@@ -31,7 +31,102 @@ ACTPIPE_VERSION = _actpipe_version()
 
 def model_layers(model):
     """Layer names of a model, in config order (entries are names or {name, reduce})."""
-    return [e if isinstance(e, str) else e["name"] for e in MODELS[model]["layers"]]
+    layers = MODELS[model]["layers"]
+    if layers == "auto":
+        return auto_layers(model)
+    return [e if isinstance(e, str) else e["name"] for e in layers]
+
+
+def auto_layers(model):
+    """The layers `layers: auto` picks for a model, cached per model block.
+
+    Resolving needs the model (torch), so it runs once in a separate Python process and is
+    cached in .snakemake/actpipe/; later parses (every cluster job) only read the cache.
+    """
+    import hashlib
+    import json
+    import subprocess
+    import sys
+
+    block = MODELS[model]
+    key = hashlib.sha256(json.dumps(block, sort_keys=True).encode()).hexdigest()[:16]
+    cache = Path(".snakemake/actpipe/auto_layers") / f"{model}.{key}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    env = {**os.environ, "PYTHONPATH": str(Path(workflow.basedir) / "src")}
+    request = json.dumps({"model": model, "block": block})
+    proc = subprocess.run(
+        [sys.executable, "-m", "actpipe.models.autolayers", request],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if proc.returncode != 0:
+        raise WorkflowError(
+            f"models.{model}: 'layers: auto' could not be resolved: "
+            f"{proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}. "
+            "List the layers explicitly (see `actpipe layers`)."
+        )
+    names = json.loads(proc.stdout)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(names))
+    os.replace(tmp, cache)
+    return names
+
+
+# Model files the workflow makes itself (rules in models.smk), and the training settings.
+PRODUCED_MODEL_FILES = (
+    "results/models/digits_cnn.safetensors",
+    "results/models/digits_cnn.onnx",
+)
+DIGITS_CNN_TRAINING = {"size": 32, "epochs": 12, "seed": 0, "min_accuracy": 0.95}
+ONNX_CACHE = "results/models/instrumented"
+
+
+def model_files(model):
+    """The weights or ONNX file of a model when the workflow produces it (else none)."""
+    block = MODELS[model]
+    paths = [block.get("weights", ""), block.get("path", "")]
+    if block["source"] == "onnx":
+        paths.append(block.get("name", ""))
+    return [p for p in paths if p in PRODUCED_MODEL_FILES]
+
+
+def get_model_files(wildcards):
+    return model_files(wildcards.model)
+
+
+def check_models_at_start():
+    """Check every model entry before any job runs; stop the workflow with every problem.
+
+    Runs `python -m actpipe.models.check` in a separate process (the Snakefile process never
+    imports torch) and writes logs/check_models.log. Skipped when torch is not importable by
+    this Python (e.g. only the jobs' conda environments have it): each job checks its model.
+    """
+    import json
+    import subprocess
+    import sys
+
+    log = Path("logs/check_models.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "actpipe.models.check",
+        json.dumps(MODELS),
+        str(log),
+    ]
+    for path in PRODUCED_MODEL_FILES:
+        command += ["--skip", path]
+    env = {**os.environ, "PYTHONPATH": str(Path(workflow.basedir) / "src")}
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    if proc.returncode == 0:
+        return
+    if "No module named 'torch'" in proc.stderr:
+        print("check of the model entries skipped: torch is not importable here")
+        return
+    raise WorkflowError(proc.stderr.strip() or f"model check failed; see {log}")
 
 
 def all_layers():
@@ -139,6 +234,33 @@ def get_layer_cluster_files(wildcards):
     )
 
 
+CLUSTER_OUTPUTS = (
+    "paths.json",
+    "transitions.json",
+    "centroids.json",
+    "centroids.h5",
+    "metadata.json",
+    "quality.tsv",
+)
+
+
+def gradient_file(stimset, model):
+    """Where a parameter set with `input: activations_x_gradients` reads gradients."""
+    return f"results/gradients/{stimset}/{model}.h5"
+
+
+def get_cluster_inputs(wildcards):
+    """The activation file, plus the gradient file when the parameter set asks for it."""
+    inputs = {"activations": activation_file(wildcards.stimset, wildcards.model)}
+    if PARAMETER_SETS[wildcards.pset].get("input") == "activations_x_gradients":
+        inputs["gradients"] = gradient_file(wildcards.stimset, wildcards.model)
+    return inputs
+
+
+def get_parameter_set(wildcards):
+    return PARAMETER_SETS[wildcards.pset]
+
+
 def extraction_resources(key, default):
     """A resource of the model's optional `resources:` block (used by the SLURM profile)."""
 
@@ -160,5 +282,5 @@ def get_final_output():
         for model in MODELS:
             for pset in PARAMETER_SETS:
                 base = f"results/clusters/{stimset}/{model}/{pset}"
-                targets += [f"{base}/metadata.json", f"{base}/paths.json"]
+                targets += [f"{base}/{name}" for name in CLUSTER_OUTPUTS]
     return targets

@@ -1,9 +1,11 @@
 # One job per (stimulus set, model): all layers in one forward pass, then one joined file per set.
+# Every model entry is checked before any job starts (onstart handler in models.smk).
 
 
 rule extract_activations:
     input:
         stimuli=get_stimulus_dir,
+        model_files=get_model_files,
     output:
         "results/activations/{stimset}/{model}.h5",
     log:
@@ -24,6 +26,7 @@ rule extract_activations:
         model_block=lambda wildcards: MODELS[wildcards.model],
         extraction=config["extraction"],
         storage=config["storage"],
+        cache_dir=ONNX_CACHE,
         version=ACTPIPE_VERSION,
     script:
         "../scripts/extract_activations.py"
@@ -32,6 +35,7 @@ rule extract_activations:
 rule extract_activations_shard:
     input:
         stimuli=get_stimulus_dir,
+        model_files=get_model_files,
     output:
         "results/activations/{stimset}/shards/{model}/shard{shard}.h5",
     log:
@@ -54,6 +58,7 @@ rule extract_activations_shard:
         extraction=config["extraction"],
         storage=config["storage"],
         rows=get_shard_rows,
+        cache_dir=ONNX_CACHE,
         version=ACTPIPE_VERSION,
     script:
         "../scripts/extract_activations.py"

@@ -1,4 +1,4 @@
-"""Rule aggregate_clusters: cluster paths, centroids and metadata of one model."""
+"""Rule aggregate_clusters: paths, transitions, centroids, metadata and quality table."""
 
 import sys
 from pathlib import Path
@@ -12,4 +12,6 @@ with pipeline.logging_to(snakemake.log[0]):
         activations=snakemake.input.activations,
         out_dir=Path(snakemake.output.metadata).parent,
         context={"stimulus_set": snakemake.wildcards.stimset},
+        stimuli=snakemake.input.stimuli,
+        centroids_json_max_values=snakemake.params.centroids_json_max_values,
     )

@@ -8,10 +8,11 @@ from actpipe import pipeline  # noqa: E402
 
 with pipeline.logging_to(snakemake.log[0]):
     pipeline.cluster(
-        activations=snakemake.input[0],
+        activations=snakemake.input.activations,
         model=snakemake.wildcards.model,
         layer=snakemake.wildcards.layer,
         parameter_set=snakemake.wildcards.pset,
-        params=snakemake.params.params,
+        params=dict(snakemake.params.params),
         output=snakemake.output[0],
+        gradients=snakemake.input.get("gradients"),
     )

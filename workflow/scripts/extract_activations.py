@@ -17,4 +17,5 @@ with pipeline.logging_to(snakemake.log[0]):
         output=snakemake.output[0],
         threads=snakemake.threads,
         rows=snakemake.params.get("rows"),
+        cache_dir=snakemake.params.get("cache_dir"),
     )

@@ -14,7 +14,15 @@ from collections.abc import Sequence
 
 from .. import __version__
 
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = (
+    "inspect",
+    "validate",
+    "export",
+    "import_",
+    "append",
+    "layers",
+    "cluster",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

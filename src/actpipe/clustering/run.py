@@ -1,4 +1,18 @@
-"""Clustering one layer of one activation file and storing its labels and centroids."""
+"""Clustering one layer with one parameter set, and the per-layer result file.
+
+Layer result file (``results/clusters/{set}/{model}/{parameter_set}/layers/{layer}.h5``)::
+
+    /labels             (n_examples,) int32   cluster of each example; -1: dropped (NaN/inf)
+    /example_ids        (n_examples,) str     stimulus id, or "{stimulus_id}#{replicate}"
+    /stimulus_ids       (n_examples,) str     the stimulus of each example
+    /replicates         (n_examples,) int32   replicate of each example (-1: replicate mean)
+    /centroids          (n_clusters, dim)     float64, in the clustered feature space
+    /leaders            (n_clusters, dim)     leaders method only: the leader rows
+    attrs: kind, format_version, model, layer, parameter_set, params (every parameter used),
+           features (preparation), info (what the method reported), quality (scores),
+           dropped (example ids left out), feature_dim, activations, gradients,
+           actpipe_version, seconds
+"""
 
 from __future__ import annotations
 
@@ -11,54 +25,113 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .. import __version__
 from .._io import atomic_output
-from ..storage.format import FORMAT_VERSION, encode_attr
-from .features import layer_features
+from ..storage.format import FORMAT_VERSION, decode_attr, encode_attr
+from .features import PreparedRows
 from .methods import ClusterResult, make_method
+from .params import ParameterSet, resolve_parameter_set
+from .quality import layer_quality
+from .source import LayerSource
 
 log = logging.getLogger(__name__)
+KIND = "layer-clusters"
 
 
 def cluster_layer(
     activations: str | os.PathLike[str],
     model: str,
     layer: str,
-    params: dict[str, Any],
+    params: dict[str, Any] | ParameterSet,
     output: str | os.PathLike[str],
     parameter_set: str = "",
-) -> ClusterResult:
+    gradients: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
     """Cluster ``layer`` of ``model`` in ``activations`` with ``params``; write ``output``.
 
-    The output HDF5 holds ``labels`` ``(n,)``, ``centroids`` ``(k, d)``, ``stimulus_ids`` and
-    attributes describing the method, its parameters and what the fit reported.
+    Streaming methods (minibatch_kmeans, leaders) read the layer in blocks and never hold it;
+    the others load the prepared matrix. Returns the attributes written (info, quality, ...).
     """
-    where = f"{activations}: model {model!r}, layer {layer!r}"
-    method = make_method(params)
-    replicates = str(params.get("replicates", "mean"))
-    ids, X = layer_features(activations, model, layer, replicates)
+    pset = (
+        params if isinstance(params, ParameterSet) else resolve_parameter_set(params, parameter_set)
+    )
+    where = f"{activations}: model {model!r}, layer {layer!r}, parameter set {pset.name!r}"
+    if pset.features.input == "activations_x_gradients" and gradients is None:
+        from .errors import ClusteringError
+
+        raise ClusteringError(f"{where}: input activations_x_gradients needs a gradient file")
     started = time.perf_counter()
-    result = method.fit(X, where)
-    seconds = time.perf_counter() - started
-    log.info("%s: %s with k=%d on %d x %d in %.2f s", where, method.name, result.n_clusters,
-             *X.shape, seconds)
+    source = LayerSource(
+        activations,
+        model,
+        layer,
+        replicates=pset.features.replicates,
+        gradients=gradients if pset.features.input == "activations_x_gradients" else None,
+        block_bytes=pset.features.block_bytes,
+    )
+    method = make_method(pset)
+    rows = PreparedRows(source, pset.features, where, streaming=method.streaming)
+    result: ClusterResult = method.fit(rows)
+    fit_seconds = time.perf_counter() - started
+    quality = layer_quality(
+        rows, result.labels, result.centroids, pset.silhouette_sample, pset.seed
+    )
+    log.info(
+        "%s: %s, %d clusters on %d x %d rows in %.2f s",
+        where,
+        method.name,
+        result.n_clusters,
+        rows.n,
+        rows.dim,
+        fit_seconds,
+    )
+    labels = np.full(source.n_examples, -1, dtype=np.int32)
+    labels[rows.examples] = result.labels
+    example_ids = source.example_ids
+    dropped = [example_ids[i] for i in rows.scan.nonfinite]
+    attrs = {
+        "kind": KIND,
+        "format_version": FORMAT_VERSION,
+        "model": model,
+        "layer": layer,
+        "parameter_set": pset.name,
+        "params": pset.to_dict(),
+        "features": rows.prep.describe(),
+        "info": {"method": method.name, **result.info},
+        "quality": quality,
+        "dropped": dropped,
+        "n_examples": source.n_examples,
+        "feature_dim": source.feature_dim,
+        "activations": str(Path(activations)),
+        "gradients": None if source.gradients is None else str(source.gradients),
+        "actpipe_version": __version__,
+        "seconds": time.perf_counter() - started,
+    }
+    strings = h5py.string_dtype("utf-8")
     with atomic_output(output) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["format_version"] = FORMAT_VERSION
-        f.attrs["kind"] = "layer-clusters"
-        f.create_dataset("labels", data=result.labels.astype(np.int32))
-        f.create_dataset("centroids", data=result.centroids)
-        f.create_dataset("stimulus_ids", data=np.asarray(ids, dtype=object),
-                         dtype=h5py.string_dtype("utf-8"))
-        attrs = {
-            "model": model,
-            "layer": layer,
-            "parameter_set": parameter_set,
-            "params": dict(params),
-            "info": result.info,
-            "replicates": replicates,
-            "feature_dim": int(X.shape[1]),
-            "activations": str(Path(activations)),
-            "fit_seconds": seconds,
-        }
+        f.create_dataset("labels", data=labels)
+        f.create_dataset("example_ids", data=np.asarray(example_ids, dtype=object), dtype=strings)
+        stimulus_of = np.asarray(source.stimulus_ids, dtype=object)[source.example_stimulus]
+        f.create_dataset("stimulus_ids", data=stimulus_of, dtype=strings)
+        f.create_dataset("replicates", data=source.example_replicate.astype(np.int32))
+        f.create_dataset("centroids", data=result.centroids.astype(np.float64))
+        for name, array in result.arrays.items():
+            f.create_dataset(name, data=array)
         for key, value in attrs.items():
             f.attrs[key] = encode_attr(value)
-    return result
+    return attrs
+
+
+def read_layer_clusters(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A layer result file as a dict: labels, centroids, ids and the decoded attributes."""
+    with h5py.File(path, "r") as f:
+        if decode_attr(f.attrs.get("kind", "")) != KIND:
+            raise ValueError(f"{path}: not a layer clustering file (kind {KIND!r} expected)")
+        return {
+            "labels": f["labels"][()].astype(np.int64),
+            "centroids": f["centroids"][()],
+            "example_ids": f["example_ids"].asstr()[()].tolist(),
+            "stimulus_ids": f["stimulus_ids"].asstr()[()].tolist(),
+            "replicates": f["replicates"][()],
+            "attrs": {k: decode_attr(v) for k, v in f.attrs.items()},
+        }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import torch
@@ -82,6 +83,7 @@ class LayerCapture:
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.applied: dict[str, str] = {}
         self.early_stop = True
+        self.autocast = contextlib.nullcontext
         self._handles = [
             modules[layer.name].register_forward_hook(self._hook(layer)) for layer in self.layers
         ]
@@ -101,6 +103,10 @@ class LayerCapture:
                 target = self.buffers[layer.name][: features.shape[0]]
                 target.copy_(features)
                 features = target
+            elif features.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+                # A view of the output: a later in-place op (ReLU(inplace=True)) would
+                # change it.
+                features = features.clone()
             self.features[layer.name] = features
             self.shapes[layer.name] = tuple(x.shape[1:])
             self.applied[layer.name] = applied
@@ -120,7 +126,8 @@ class LayerCapture:
         self.features = {}
         self.buffers = buffers
         try:
-            self.model(inputs)
+            with self.autocast():
+                self.model(inputs)
         except _AllCaptured:
             pass
         missing = [layer.name for layer in self.layers if layer.name not in self.features]

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..devices import select_device
-from ..models import ModelSpec, build_model
+from ..models import ModelSpec
+from ..models.spec import AUTOCAST
 from ..preprocess import Jitter, expose, prepare_image
 from ..stimuli import StimulusError, StimulusSet
 from ..storage import ActivationWriter, StorageOptions
-from .capture import LayerCapture
+from .backends import open_backend
 from .runtime import set_deterministic, tune_malloc
 
 log = logging.getLogger(__name__)
@@ -46,13 +46,15 @@ class ExtractionOptions:
     storage: StorageOptions = field(default_factory=StorageOptions)
     tune_malloc: bool = True
     channels_last: bool = False
+    autocast: str = "none"
     progress: bool = True
     checkpoint_seconds: float = 60.0
     resume: bool = True
 
     @classmethod
-    def from_config(cls, block: dict[str, Any], storage: dict[str, Any] | None = None
-                    ) -> ExtractionOptions:
+    def from_config(
+        cls, block: dict[str, Any], storage: dict[str, Any] | None = None
+    ) -> ExtractionOptions:
         block = dict(block or {})
         seed = int(block.get("seed", 0))
         options = cls(
@@ -64,6 +66,7 @@ class ExtractionOptions:
             storage=StorageOptions.from_config(storage),
             tune_malloc=bool(block.get("tune_malloc", True)),
             channels_last=bool(block.get("channels_last", False)),
+            autocast=str(block.get("autocast", "none")),
             progress=bool(block.get("progress", True)),
             checkpoint_seconds=float(block.get("checkpoint_seconds", 60.0)),
             resume=bool(block.get("resume", True)),
@@ -72,6 +75,8 @@ class ExtractionOptions:
             raise ValueError(f"extraction.n_replicates must be >= 1, got {options.n_replicates}")
         if options.on_bad_image not in ON_BAD_IMAGE:
             raise ValueError(f"extraction.on_bad_image must be one of {ON_BAD_IMAGE}")
+        if options.autocast not in AUTOCAST:
+            raise ValueError(f"extraction.autocast must be one of {AUTOCAST}")
         return options
 
 
@@ -102,8 +107,13 @@ def images_per_batch(spec: ModelSpec, options: ExtractionOptions) -> int:
     return max(1, spec.batch_size // options.n_replicates)
 
 
-def iter_batches(stimuli: StimulusSet, spec: ModelSpec, options: ExtractionOptions,
-                 pin: bool, start_image: int = 0) -> Iterator[Batch]:
+def iter_batches(
+    stimuli: StimulusSet,
+    spec: ModelSpec,
+    options: ExtractionOptions,
+    pin: bool,
+    start_image: int = 0,
+) -> Iterator[Batch]:
     """Batches of prepared, jittered, normalised exposures, in stimulus order.
 
     Batch boundaries are fixed multiples of :func:`images_per_batch` from the first image,
@@ -112,8 +122,11 @@ def iter_batches(stimuli: StimulusSet, spec: ModelSpec, options: ExtractionOptio
     per_batch = images_per_batch(spec, options)
     for start in range(start_image, len(stimuli), per_batch):
         ids, tensors, records, skipped = [], [], [], []
-        for sid, path in zip(stimuli.ids[start:start + per_batch],
-                             stimuli.paths[start:start + per_batch], strict=True):
+        for sid, path in zip(
+            stimuli.ids[start : start + per_batch],
+            stimuli.paths[start : start + per_batch],
+            strict=True,
+        ):
             try:
                 image = prepare_image(path, spec.preprocess)
             except StimulusError as exc:
@@ -122,8 +135,9 @@ def iter_batches(stimuli: StimulusSet, spec: ModelSpec, options: ExtractionOptio
                     skipped.append(sid)
                     continue
                 raise
-            exposures, record = expose(image, sid, options.n_replicates, options.jitter,
-                                       spec.preprocess)
+            exposures, record = expose(
+                image, sid, options.n_replicates, options.jitter, spec.preprocess
+            )
             ids.append(sid)
             tensors.append(exposures)
             records.append(record)
@@ -133,26 +147,49 @@ def iter_batches(stimuli: StimulusSet, spec: ModelSpec, options: ExtractionOptio
                 inputs = inputs.pin_memory()
             yield Batch(ids, inputs, np.stack(records), skipped, start + per_batch)
         elif skipped:
-            yield Batch([], torch.empty(0), np.zeros((0, options.n_replicates, 4)), skipped,
-                        start + per_batch)
+            yield Batch(
+                [],
+                torch.empty(0),
+                np.zeros((0, options.n_replicates, 4)),
+                skipped,
+                start + per_batch,
+            )
 
 
-def resume_key(spec: ModelSpec, stimuli: StimulusSet, options: ExtractionOptions) -> str:
+def resume_key(
+    spec: ModelSpec,
+    stimuli: StimulusSet,
+    options: ExtractionOptions,
+    weights_sha256: str | None = None,
+) -> str:
     """What must be equal for a partial file to be continued instead of started over."""
     from .. import __version__
 
     description = {
-        "model": spec.describe(), "preprocess": spec.preprocess.to_dict(),
-        "n_replicates": options.n_replicates, "jitter": options.jitter.to_dict(),
-        "seed": options.seed, "storage": options.storage.to_dict(),
-        "on_bad_image": options.on_bad_image, "channels_last": options.channels_last,
-        "ids": stimuli.ids, "actpipe": __version__,
+        "weights_sha256": weights_sha256,
+        "autocast": options.autocast,
+        "model": spec.describe(),
+        "preprocess": spec.preprocess.to_dict(),
+        "n_replicates": options.n_replicates,
+        "jitter": options.jitter.to_dict(),
+        "seed": options.seed,
+        "storage": options.storage.to_dict(),
+        "on_bad_image": options.on_bad_image,
+        "channels_last": options.channels_last,
+        "ids": stimuli.ids,
+        "actpipe": __version__,
     }
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
 
 
-def _store(writer: ActivationWriter, row: int, jitter: np.ndarray, values: dict[str, np.ndarray],
-           state: dict[str, Any], every_seconds: float) -> None:
+def _store(
+    writer: ActivationWriter,
+    row: int,
+    jitter: np.ndarray,
+    values: dict[str, np.ndarray],
+    state: dict[str, Any],
+    every_seconds: float,
+) -> None:
     """Write one batch, then record the progress (at most every ``every_seconds``)."""
     writer.write_rows(row, jitter, values)
     writer.checkpoint(state, every_seconds)
@@ -176,25 +213,34 @@ def extract_activations(
     output: str | os.PathLike[str],
     options: ExtractionOptions | None = None,
     stimulus_set: str = "",
+    cache_dir: str | os.PathLike[str] | None = None,
+    threads: int | None = None,
 ) -> Path:
     """Expose ``spec``'s model to every stimulus and write ``output`` (layer-major HDF5).
 
-    All layers are captured in one forward pass per batch under ``torch.inference_mode``.
-    The output appears only when complete (temporary file renamed at the end).
+    All layers are captured in one forward pass per batch (torch under
+    ``torch.inference_mode``, or onnxruntime for ``onnx`` models). The output appears only
+    when complete (temporary file renamed at the end). ``cache_dir`` holds instrumented ONNX
+    models (default: beside the .onnx file); ``threads`` limits onnxruntime's threads.
     """
     options = options or ExtractionOptions()
     malloc_tuned = tune_malloc() if options.tune_malloc else False
-    device = select_device(options.device)
+    backend = open_backend(
+        spec, options.device, options.autocast, options.channels_last, cache_dir, threads
+    )
+    spec, device, capture = backend.spec, backend.device, backend.capture
+    weights_info = backend.weights
     set_deterministic(options.seed, device)
-    model, weights_info = build_model(spec)
-    model.to(device)
-    if options.channels_last:
-        model.to(memory_format=torch.channels_last)
-    capture = LayerCapture(model, spec.layers, spec.name)
     n_rep = options.n_replicates
-    pin = device.type == "cuda"
-    writer = ActivationWriter(output, spec.name, len(stimuli), n_rep, options.storage,
-                              resume_key(spec, stimuli, options) if options.resume else None)
+    pin = backend.pin_memory
+    writer = ActivationWriter(
+        output,
+        spec.name,
+        len(stimuli),
+        n_rep,
+        options.storage,
+        resume_key(spec, stimuli, options, weights_info.get("sha256")) if options.resume else None,
+    )
     ids_written: list[str] = []
     skipped: list[str] = []
     row = 0
@@ -204,17 +250,31 @@ def extract_activations(
         start_image, row = int(writer.resumed["next_image"]), int(writer.resumed["rows"])
         skipped = list(writer.resumed["skipped"])
         ids_written = [sid for sid in stimuli.ids[:start_image] if sid not in set(skipped)]
-        log.info("resuming %s from image %d of %d (batch %d, %d rows already written)",
-                 output, start_image, len(stimuli),
-                 start_image // images_per_batch(spec, options), row)
+        log.info(
+            "resuming %s from image %d of %d (batch %d, %d rows already written)",
+            output,
+            start_image,
+            len(stimuli),
+            start_image // images_per_batch(spec, options),
+            row,
+        )
     try:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(stimuli), desc=f"{spec.name} on {stimulus_set or stimuli.root}",
-                   unit="img", file=sys.stderr, disable=not options.progress, mininterval=2.0,
-                   initial=start_image)
-        with ThreadPoolExecutor(1, "actpipe-load") as loader, \
-                ThreadPoolExecutor(1, "actpipe-write") as saver, torch.inference_mode():
+        bar = tqdm(
+            total=len(stimuli),
+            desc=f"{spec.name} on {stimulus_set or stimuli.root}",
+            unit="img",
+            file=sys.stderr,
+            disable=not options.progress,
+            mininterval=2.0,
+            initial=start_image,
+        )
+        with (
+            ThreadPoolExecutor(1, "actpipe-load") as loader,
+            ThreadPoolExecutor(1, "actpipe-write") as saver,
+            torch.inference_mode(),
+        ):
             pending: Future | None = None
             # Two sets of host buffers, alternating between batches: the forward pass fills
             # one while the writer thread stores the other.
@@ -225,9 +285,7 @@ def extract_activations(
                 bar.update(len(batch.ids) + len(batch.skipped))
                 if not batch.ids:
                     continue
-                inputs = batch.inputs.to(device, non_blocking=pin)
-                if options.channels_last:
-                    inputs = inputs.contiguous(memory_format=torch.channels_last)
+                inputs = backend.prepare(batch.inputs)
                 buffers = buffer_sets[n_batches % 2] if buffer_sets else None
                 features = capture.run(inputs, buffers)
                 n_batches += 1
@@ -239,23 +297,31 @@ def extract_activations(
                 if not buffer_sets:
                     rows = max(1, spec.batch_size // n_rep) * n_rep
                     buffer_sets = [
-                        {name: torch.empty((rows, t.shape[1]), dtype=torch.float32)
-                         for name, t in features.items()}
+                        {
+                            name: torch.empty((rows, t.shape[1]), dtype=torch.float32)
+                            for name, t in features.items()
+                        }
                         for _ in range(2)
                     ]
                 if not writer.layer_order:
                     for layer in spec.layers:
                         writer.add_layer(
-                            layer.name, values[layer.name].shape[-1], capture.shapes[layer.name],
-                            {"reduce": layer.reduce, "reduce_applied": capture.applied[layer.name],
-                             "name": layer.name},
+                            layer.name,
+                            values[layer.name].shape[-1],
+                            capture.shapes[layer.name],
+                            {
+                                "reduce": layer.reduce,
+                                "reduce_applied": capture.applied[layer.name],
+                                "name": layer.name,
+                            },
                         )
                 if pending is not None:
                     pending.result()
                 ids_written.extend(batch.ids)
                 state = {"next_image": batch.stop, "rows": row + n_img, "skipped": list(skipped)}
-                pending = saver.submit(_store, writer, row, batch.jitter, values, state,
-                                       options.checkpoint_seconds)
+                pending = saver.submit(
+                    _store, writer, row, batch.jitter, values, state, options.checkpoint_seconds
+                )
                 row += n_img
             if pending is not None:
                 pending.result()
@@ -272,7 +338,9 @@ def extract_activations(
             "seed": options.seed,
             "device": str(device),
             "dtype": options.storage.dtype,
-            "channels_last": options.channels_last,
+            "channels_last": backend.channels_last,
+            "autocast": backend.runtime["autocast"],
+            "runtime": backend.runtime,
             "malloc_tuned": malloc_tuned,
             "skipped_ids": skipped,
             "versions": package_versions(),
@@ -282,7 +350,13 @@ def extract_activations(
         writer.abort(keep_progress=options.resume)
         raise
     finally:
-        capture.remove()
-    log.info("wrote %s: %d stimuli x %d replicates, %d layers%s", path, len(ids_written), n_rep,
-             len(spec.layers), f", skipped {len(skipped)}" if skipped else "")
+        backend.close()
+    log.info(
+        "wrote %s: %d stimuli x %d replicates, %d layers%s",
+        path,
+        len(ids_written),
+        n_rep,
+        len(spec.layers),
+        f", skipped {len(skipped)}" if skipped else "",
+    )
     return path

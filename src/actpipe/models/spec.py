@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..preprocess import Preprocess, resolve_preprocess
 
 REDUCTIONS = ("flatten", "mean", "max", "cls")
+AUTOCAST = ("none", "bf16", "fp16")
+SOURCE_NAMES = ("torchvision", "timm", "actpipe", "python", "onnx")
+AUTO = "auto"
+
+
+class ModelError(ValueError):
+    """A model block that cannot be turned into a model."""
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer to capture: the module name and how its output becomes a feature vector."""
+    """One layer to capture: the module (or ONNX tensor) name and its reduction."""
 
     name: str
     reduce: str = "flatten"
@@ -20,7 +27,11 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything needed to build one model of the panel and extract its layers."""
+    """Everything needed to build one model of the panel and extract its layers.
+
+    ``layers`` is empty when the block says ``layers: auto``; :func:`..layers.resolve_layers`
+    then picks the family's default list (``auto_layers`` is true).
+    """
 
     name: str
     source: str
@@ -32,49 +43,111 @@ class ModelSpec:
     preprocess: Preprocess = field(default_factory=Preprocess)
     batch_size: int = 32
     strict: bool = True
+    weights_prefix: str = ""
+    auto_layers: bool = False
+    default_reduce: str = "flatten"
+    autocast: str | None = None
+    device: str | None = None
+    channels_last: bool | None = None
 
     @classmethod
     def from_config(cls, name: str, block: dict[str, Any]) -> ModelSpec:
-        """Parse a ``models:`` entry. Layer entries are names or ``{name, reduce}`` mappings."""
+        """Parse a ``models:`` entry. Layer entries are names or ``{name, reduce}`` mappings.
+
+        ``layers: auto`` defers the choice to the family default. For ``source: onnx`` the
+        architecture is the ``path`` of the .onnx file (``name`` may repeat it).
+        """
+        where = f"model {name!r}"
+        source = block.get("source")
+        if source not in SOURCE_NAMES:
+            raise ModelError(
+                f"{where}: unknown source {source!r}; choose one of {list(SOURCE_NAMES)}"
+            )
+        if source == "onnx":
+            arch = block.get("path") or block.get("name")
+            if not arch:
+                raise ModelError(f"{where}: an onnx model needs 'path: /path/to/model.onnx'")
+        else:
+            arch = block.get("name")
+            if not arch:
+                raise ModelError(f"{where}: 'name' (the architecture) is missing")
         default_reduce = block.get("reduce", "flatten")
-        layers = []
-        for entry in block.get("layers", []):
+        if default_reduce not in REDUCTIONS:
+            raise ModelError(
+                f"{where}: unknown reduce {default_reduce!r}; choose one of {REDUCTIONS}"
+            )
+        raw_layers = block.get("layers", [])
+        auto = raw_layers == AUTO
+        layers: list[LayerSpec] = []
+        for entry in [] if auto else raw_layers:
             if isinstance(entry, str):
                 layers.append(LayerSpec(entry, default_reduce))
             else:
                 layers.append(LayerSpec(entry["name"], entry.get("reduce", default_reduce)))
         for layer in layers:
             if layer.reduce not in REDUCTIONS:
-                raise ValueError(
-                    f"model {name!r}, layer {layer.name!r}: unknown reduce {layer.reduce!r}; "
+                raise ModelError(
+                    f"{where}, layer {layer.name!r}: unknown reduce {layer.reduce!r}; "
                     f"choose one of {REDUCTIONS}"
                 )
         names = [layer.name for layer in layers]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"model {name!r}: layer(s) listed twice: {duplicates}")
-        if not layers:
-            raise ValueError(f"model {name!r}: 'layers' is empty; list at least one layer")
+            raise ModelError(f"{where}: layer(s) listed twice: {duplicates}")
+        if not layers and not auto:
+            raise ModelError(
+                f"{where}: 'layers' is empty; list at least one layer or write 'layers: auto'"
+            )
+        autocast = block.get("autocast")
+        if autocast is not None and autocast not in AUTOCAST:
+            raise ModelError(f"{where}: autocast must be one of {AUTOCAST}, got {autocast!r}")
+        kwargs = dict(block.get("kwargs", {}) or {})
+        try:
+            preprocess = resolve_preprocess(
+                block.get("preprocess", AUTO), timm_defaults(source, arch, kwargs)
+            )
+        except ValueError as exc:
+            raise ModelError(f"{where}: {exc}") from exc
+        weights = str(block.get("weights", "random"))
+        if source == "onnx" and weights not in ("random", "file"):
+            raise ModelError(
+                f"{where}: an onnx model carries its weights in the .onnx file; remove "
+                f"'weights: {weights}' from its block"
+            )
         return cls(
             name=name,
-            source=block["source"],
-            arch=block["name"],
+            source=source,
+            arch=str(arch),
             layers=tuple(layers),
-            weights=str(block.get("weights", "random")),
+            weights="file" if source == "onnx" else weights,
             seed=int(block.get("seed", 0)),
-            kwargs=dict(block.get("kwargs", {}) or {}),
-            preprocess=resolve_preprocess(block.get("preprocess")),
+            kwargs=kwargs,
+            preprocess=preprocess,
             batch_size=int(block.get("batch_size", 32)),
             strict=bool(block.get("strict", True)),
+            weights_prefix=str(block.get("weights_prefix", "")),
+            auto_layers=auto,
+            default_reduce=default_reduce,
+            autocast=autocast,
+            device=block.get("device"),
+            channels_last=block.get("channels_last"),
         )
 
     @property
     def layer_names(self) -> list[str]:
         return [layer.name for layer in self.layers]
 
+    @property
+    def is_onnx(self) -> bool:
+        return self.source == "onnx"
+
+    def with_layer_names(self, names: list[str]) -> ModelSpec:
+        """The same spec with ``names`` as its layers (default reduction), e.g. after auto."""
+        return replace(self, layers=tuple(LayerSpec(n, self.default_reduce) for n in names))
+
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description for provenance attributes."""
-        return {
+        out = {
             "name": self.name,
             "source": self.source,
             "arch": self.arch,
@@ -85,3 +158,40 @@ class ModelSpec:
             "strict": self.strict,
             "layers": [{"name": layer.name, "reduce": layer.reduce} for layer in self.layers],
         }
+        if self.weights_prefix:
+            out["weights_prefix"] = self.weights_prefix
+        if self.auto_layers:
+            out["layers_auto"] = True
+        return out
+
+
+def timm_defaults(source: str, arch: str, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """Preprocessing of a timm architecture's own pretrained config (``None`` if it has none).
+
+    ``size`` is the config's input size (or ``kwargs['img_size']``), ``resize`` the size
+    divided by ``crop_pct``, plus its interpolation, mean and std.
+    """
+    if source != "timm":
+        return None
+    import timm
+
+    try:
+        cfg = timm.get_pretrained_cfg(arch)
+    except Exception:  # unknown names are reported by the registry, with close names
+        return None
+    if cfg is None:
+        return None
+    size = int(cfg.input_size[-1])
+    img_size = kwargs.get("img_size")
+    if isinstance(img_size, int):
+        size = img_size
+    elif isinstance(img_size, (list, tuple)) and img_size:
+        size = int(img_size[-1])
+    crop_pct = float(cfg.crop_pct or 1.0)
+    return {
+        "size": size,
+        "resize": int(size / crop_pct) if cfg.crop_mode == "center" else size,
+        "interpolation": str(cfg.interpolation or "bilinear"),
+        "mean": tuple(float(v) for v in cfg.mean),
+        "std": tuple(float(v) for v in cfg.std),
+    }

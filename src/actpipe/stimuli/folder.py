@@ -107,8 +107,12 @@ def load_stimulus_folder(root: str | os.PathLike[str]) -> StimulusSet:
             )
         extra = sorted(set(rows) - set(ids))
         if extra:
-            log.warning("%s: %d label row(s) without an image ignored, e.g. %s",
-                        labels_path, len(extra), extra[:5])
+            log.warning(
+                "%s: %d label row(s) without an image ignored, e.g. %s",
+                labels_path,
+                len(extra),
+                extra[:5],
+            )
         columns = list(next(iter(rows.values())).keys()) if rows else []
         labels = {col: [rows[sid].get(col, "") for sid in ids] for col in columns}
     return StimulusSet(root, ids, paths, labels)

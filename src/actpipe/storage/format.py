@@ -5,7 +5,8 @@ Layer-major layout of a per-model file (``format_version`` 1)::
     /                         attrs: format_version, layout="layer-major", producer
     /{model}/                 attrs: provenance (model, weights, preprocess, jitter, seed, ...)
     /{model}/stimulus_ids     (n_stimuli,) UTF-8 strings
-    /{model}/jitter           (n_stimuli, n_replicates, 4) float64: dx_px, dy_px, rotation_deg, scale
+    /{model}/jitter           (n_stimuli, n_replicates, 4) float64: dx_px, dy_px, rotation_deg,
+                              scale
     /{model}/layers/{layer}   (n_stimuli, n_replicates, feature_dim) float32 or float16
                               attrs: original_shape, reduce, reduce_applied, feature_dim
 
@@ -51,7 +52,9 @@ class StorageOptions:
         if opts.dtype not in DTYPES:
             raise ValueError(f"storage.dtype {opts.dtype!r}: choose one of {DTYPES}")
         if opts.compression not in COMPRESSIONS:
-            raise ValueError(f"storage.compression {opts.compression!r}: choose one of {COMPRESSIONS}")
+            raise ValueError(
+                f"storage.compression {opts.compression!r}: choose one of {COMPRESSIONS}"
+            )
         return opts
 
     def dataset_kwargs(self) -> dict[str, Any]:
@@ -71,15 +74,23 @@ class StorageOptions:
 
 
 def chunk_shape(
-    n_rows: int, n_replicates: int, feature_dim: int, itemsize: int, target: int = TARGET_CHUNK_BYTES
+    n_rows: int,
+    n_replicates: int,
+    feature_dim: int,
+    itemsize: int,
+    target: int = TARGET_CHUNK_BYTES,
 ) -> tuple[int, int, int]:
-    """A chunk of about ``target`` bytes holding whole rows (split features if one row is big)."""
+    """A chunk of about ``target`` bytes holding whole rows (split features if one row is big).
+
+    A row larger than ``target`` is cut into the fewest equal pieces of at most ``target``
+    bytes, so no chunk is mostly padding (HDF5 allocates whole chunks).
+    """
     row_bytes = max(1, n_replicates * feature_dim * itemsize)
     if row_bytes <= target:
         rows = max(1, min(max(n_rows, 1), target // row_bytes))
         return (rows, n_replicates, feature_dim)
-    features = max(1, min(feature_dim, target // max(1, n_replicates * itemsize)))
-    return (1, n_replicates, features)
+    pieces = -(-row_bytes // target)
+    return (1, n_replicates, max(1, -(-feature_dim // pieces)))
 
 
 def encode_attr(value: Any) -> Any:

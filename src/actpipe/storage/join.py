@@ -12,8 +12,9 @@ from .format import FORMAT_VERSION, LAYOUT, encode_attr
 from .writer import producer
 
 
-def join_models(out_path: str | os.PathLike[str], model_files: dict[str, str | os.PathLike[str]]
-                ) -> Path:
+def join_models(
+    out_path: str | os.PathLike[str], model_files: dict[str, str | os.PathLike[str]]
+) -> Path:
     """Write ``out_path`` with one external link ``/{model}`` per entry of ``model_files``.
 
     Link targets are stored relative to ``out_path``'s directory, so the results folder can

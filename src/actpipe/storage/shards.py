@@ -45,14 +45,20 @@ def merge_shards(
             if model not in f:
                 raise FormatError(f"{path}: no group /{model}; is it a shard of {model!r}?")
             group = f[model]
-            shards.append({
-                "path": Path(path),
-                "ids": [s.decode() if isinstance(s, bytes) else s for s in group[STIMULUS_IDS][()]],
-                "jitter": group[JITTER][()],
-                "layers": {name: (d.shape, d.dtype, {k: v for k, v in d.attrs.items()})
-                           for name, d in group[LAYERS_GROUP].items()},
-                "attrs": {k: v for k, v in group.attrs.items()},
-            })
+            shards.append(
+                {
+                    "path": Path(path),
+                    "ids": [
+                        s.decode() if isinstance(s, bytes) else s for s in group[STIMULUS_IDS][()]
+                    ],
+                    "jitter": group[JITTER][()],
+                    "layers": {
+                        name: (d.shape, d.dtype, {k: v for k, v in d.attrs.items()})
+                        for name, d in group[LAYERS_GROUP].items()
+                    },
+                    "attrs": {k: v for k, v in group.attrs.items()},
+                }
+            )
     first = shards[0]
     order = decode_attr(first["attrs"]["layer_order"])
     for shard in shards[1:]:
@@ -70,23 +76,27 @@ def merge_shards(
         for name in order:
             _, dtype, attrs = first["layers"][name]
             n_rep, dim = first["layers"][name][0][1:]
-            layout = h5py.VirtualLayout(shape=(len(ids), n_rep, dim), dtype=dtype,
-                                        maxshape=(len(ids), n_rep, dim))
+            layout = h5py.VirtualLayout(
+                shape=(len(ids), n_rep, dim), dtype=dtype, maxshape=(len(ids), n_rep, dim)
+            )
             offset = 0
             for shard in shards:
                 shape = shard["layers"][name][0]
                 if shape[1:] != (n_rep, dim):
-                    raise FormatError(f"{shard['path']}: layer {name!r} has shape {shape}, "
-                                      f"expected (*, {n_rep}, {dim})")
+                    raise FormatError(
+                        f"{shard['path']}: layer {name!r} has shape {shape}, "
+                        f"expected (*, {n_rep}, {dim})"
+                    )
                 target = os.path.relpath(shard["path"].resolve(), base)
                 source = h5py.VirtualSource(target, f"/{model}/{LAYERS_GROUP}/{name}", shape=shape)
-                layout[offset:offset + shape[0]] = source
+                layout[offset : offset + shape[0]] = source
                 offset += shape[0]
             dset = layers.create_virtual_dataset(name, layout, fillvalue=np.nan)
             for key, value in attrs.items():
                 dset.attrs[key] = value
-        group.create_dataset(STIMULUS_IDS, data=np.asarray(ids, dtype=object),
-                             dtype=h5py.string_dtype("utf-8"))
+        group.create_dataset(
+            STIMULUS_IDS, data=np.asarray(ids, dtype=object), dtype=h5py.string_dtype("utf-8")
+        )
         group.create_dataset(JITTER, data=np.concatenate([s["jitter"] for s in shards]))
         for key, value in first["attrs"].items():
             group.attrs[key] = value
@@ -94,5 +104,6 @@ def merge_shards(
         group.attrs["n_stimuli"] = len(ids)
         group.attrs["skipped_ids"] = encode_attr(skipped)
         group.attrs["shards"] = encode_attr(
-            [os.path.relpath(s["path"].resolve(), base) for s in shards])
+            [os.path.relpath(s["path"].resolve(), base) for s in shards]
+        )
     return output

@@ -1,4 +1,4 @@
-"""Writing a per-model activation file: datasets made once, filled in row slices, renamed when done."""
+"""Writing a per-model activation file: datasets made once, filled in row slices, renamed."""
 
 from __future__ import annotations
 
@@ -94,8 +94,10 @@ class ActivationWriter:
         self.layers = self.group.create_group(LAYERS_GROUP)
         self.layer_order: list[str] = []
         self.jitter = self.group.create_dataset(
-            JITTER, shape=(n_stimuli, n_replicates, len(JITTER_FIELDS)),
-            maxshape=(None, n_replicates, len(JITTER_FIELDS)), dtype="f8",
+            JITTER,
+            shape=(n_stimuli, n_replicates, len(JITTER_FIELDS)),
+            maxshape=(None, n_replicates, len(JITTER_FIELDS)),
+            dtype="f8",
             chunks=(max(1, min(n_stimuli, 4096)), n_replicates, len(JITTER_FIELDS)),
         )
         self.jitter.attrs["fields"] = encode_attr(list(JITTER_FIELDS))
@@ -107,8 +109,9 @@ class ActivationWriter:
         try:
             progress = json.loads(self.progress_path.read_text())
             if progress.get("resume_key") != resume_key:
-                log.info("%s: progress of a different configuration found; starting over",
-                         self.tmp_path)
+                log.info(
+                    "%s: progress of a different configuration found; starting over", self.tmp_path
+                )
                 return False
             self.file = h5py.File(self.tmp_path, "r+", rdcc_nbytes=CHUNK_CACHE_BYTES)
             self.group = self.file[self.model]
@@ -138,11 +141,15 @@ class ActivationWriter:
     ) -> h5py.Dataset:
         """Create the dataset of one layer with its final shape and chunking."""
         dtype = np.dtype(self.options.dtype)
-        chunks = chunk_shape(self.n_stimuli, self.n_replicates, feature_dim, dtype.itemsize,
-                             self.options.chunk_bytes)
+        chunks = chunk_shape(
+            self.n_stimuli, self.n_replicates, feature_dim, dtype.itemsize, self.options.chunk_bytes
+        )
         dset = self.layers.create_dataset(
-            name, shape=(self.n_stimuli, self.n_replicates, feature_dim),
-            maxshape=(None, self.n_replicates, feature_dim), dtype=dtype, chunks=chunks,
+            name,
+            shape=(self.n_stimuli, self.n_replicates, feature_dim),
+            maxshape=(None, self.n_replicates, feature_dim),
+            dtype=dtype,
+            chunks=chunks,
             **self.options.dataset_kwargs(),
         )
         dset.attrs["original_shape"] = np.asarray(original_shape, dtype=np.int64)
@@ -176,8 +183,11 @@ class ActivationWriter:
         if now - self._last_checkpoint < every_seconds:
             return False
         self.file.flush()
-        write_json(self.progress_path, {"resume_key": self.resume_key,
-                                        "layer_order": self.layer_order, **state}, indent=None)
+        write_json(
+            self.progress_path,
+            {"resume_key": self.resume_key, "layer_order": self.layer_order, **state},
+            indent=None,
+        )
         self._last_checkpoint = now
         return True
 
@@ -188,10 +198,19 @@ class ActivationWriter:
             self.jitter.resize(n, axis=0)
             for name in self.layer_order:
                 self.layers[name].resize(n, axis=0)
-        self.group.create_dataset(STIMULUS_IDS, data=np.asarray(stimulus_ids, dtype=object),
-                                  dtype=h5py.string_dtype("utf-8"), maxshape=(None,))
-        attrs = {**attrs, "layer_order": self.layer_order, "n_stimuli": n,
-                 "n_replicates": self.n_replicates, "storage": self.options.to_dict()}
+        self.group.create_dataset(
+            STIMULUS_IDS,
+            data=np.asarray(stimulus_ids, dtype=object),
+            dtype=h5py.string_dtype("utf-8"),
+            maxshape=(None,),
+        )
+        attrs = {
+            **attrs,
+            "layer_order": self.layer_order,
+            "n_stimuli": n,
+            "n_replicates": self.n_replicates,
+            "storage": self.options.to_dict(),
+        }
         for key, value in attrs.items():
             self.group.attrs[key] = encode_attr(value)
         self.file.close()

@@ -1,0 +1,173 @@
+"""Reading the raw rows of one layer for clustering, block by block, never the whole layer.
+
+A *row* (an example) is one stimulus (``replicates='mean'``: the mean over its replicate
+exposures) or one exposure (``replicates='each'``: example id ``{stimulus_id}#{replicate}``).
+With ``gradients`` the rows are the element-wise product activations x gradients of a second
+file in the same layout. Every read goes through :mod:`actpipe.storage.reader`, so per-model
+files, joined per-set files and merged shard files all work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..storage.reader import get_activation_shape, get_available_images, iter_layer
+from .errors import ClusteringError
+
+PathLike = str | os.PathLike[str]
+REPLICATE_SEPARATOR = "#"
+
+
+class LayerSource:
+    """One layer of one model as float64 example rows ``(n, feature_dim)``."""
+
+    def __init__(
+        self,
+        activations: PathLike,
+        model: str,
+        layer: str,
+        *,
+        replicates: str = "mean",
+        gradients: PathLike | None = None,
+        block_bytes: int = 32 << 20,
+    ) -> None:
+        self.activations = Path(activations)
+        self.model = model
+        self.layer = layer
+        self.replicates = replicates
+        self.gradients = None if gradients is None else Path(gradients)
+        self.block_bytes = int(block_bytes)
+        self.where = f"{self.activations}: model {model!r}, layer {layer!r}"
+        self.stimulus_ids = get_available_images(self.activations, model)
+        self.n_replicates, self.feature_dim = get_activation_shape(self.activations, model, layer)
+        if self.gradients is not None:
+            self._check_gradients()
+        self.n_stimuli = len(self.stimulus_ids)
+        self.rows_per_stimulus = self.n_replicates if replicates == "each" else 1
+        self.n_examples = self.n_stimuli * self.rows_per_stimulus
+        if self.n_stimuli == 0:
+            raise ClusteringError(f"{self.where}: the layer has no stimuli")
+
+    def _check_gradients(self) -> None:
+        assert self.gradients is not None
+        if not self.gradients.exists():
+            raise ClusteringError(
+                f"{self.where}: input activations_x_gradients needs the gradient file "
+                f"{self.gradients}, which does not exist; produce the gradients first or use "
+                "input: activations"
+            )
+        ids = get_available_images(self.gradients, self.model)
+        shape = get_activation_shape(self.gradients, self.model, self.layer)
+        if ids != self.stimulus_ids or shape != (self.n_replicates, self.feature_dim):
+            raise ClusteringError(
+                f"{self.where}: gradient file {self.gradients} does not match the activations "
+                f"(stimulus ids equal: {ids == self.stimulus_ids}; shape {shape} vs "
+                f"{(self.n_replicates, self.feature_dim)})"
+            )
+
+    # ------------------------------------------------------------------ example bookkeeping
+
+    @property
+    def example_ids(self) -> list[str]:
+        if self.replicates == "mean":
+            return list(self.stimulus_ids)
+        return [
+            f"{sid}{REPLICATE_SEPARATOR}{r}"
+            for sid in self.stimulus_ids
+            for r in range(self.n_replicates)
+        ]
+
+    @property
+    def example_stimulus(self) -> np.ndarray:
+        """Stimulus row of every example."""
+        return np.repeat(np.arange(self.n_stimuli), self.rows_per_stimulus)
+
+    @property
+    def example_replicate(self) -> np.ndarray:
+        """Replicate of every example (-1: the replicate mean)."""
+        if self.replicates == "mean":
+            return np.full(self.n_stimuli, -1, dtype=np.int64)
+        return np.tile(np.arange(self.n_replicates), self.n_stimuli)
+
+    def examples_of(self, stimulus_rows: np.ndarray) -> np.ndarray:
+        """Example indices of the given stimulus rows (each stimulus's rows in order)."""
+        r = self.rows_per_stimulus
+        return (np.asarray(stimulus_rows, dtype=np.int64)[:, None] * r + np.arange(r)).reshape(-1)
+
+    # ------------------------------------------------------------------ reading
+
+    def _raw_blocks(
+        self, path: Path, ids: list[str] | None
+    ) -> Iterator[tuple[list[str], np.ndarray]]:
+        yield from iter_layer(
+            path, self.model, self.layer, ids, dtype=np.float64, block_bytes=self.block_bytes
+        )
+
+    def _product_blocks(self, ids: list[str] | None) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Activations x gradients, re-aligned when the two files are read in other blocks."""
+        assert self.gradients is not None
+        left = self._raw_blocks(self.activations, ids)
+        right = self._raw_blocks(self.gradients, ids)
+        pending_a: tuple[list[str], np.ndarray] | None = None
+        pending_g: tuple[list[str], np.ndarray] | None = None
+        while True:
+            if pending_a is None:
+                pending_a = next(left, None)
+            if pending_g is None:
+                pending_g = next(right, None)
+            if pending_a is None or pending_g is None:
+                if pending_a is not None or pending_g is not None:
+                    raise ClusteringError(f"{self.where}: gradient file has fewer rows")
+                return
+            m = min(len(pending_a[0]), len(pending_g[0]))
+            ids_a, a = pending_a[0][:m], pending_a[1][:m]
+            if ids_a != pending_g[0][:m]:
+                raise ClusteringError(f"{self.where}: gradient rows are in another order")
+            yield ids_a, a * pending_g[1][:m]
+            pending_a = (pending_a[0][m:], pending_a[1][m:]) if len(pending_a[0]) > m else None
+            pending_g = (pending_g[0][m:], pending_g[1][m:]) if len(pending_g[0]) > m else None
+
+    def blocks(
+        self, stimulus_rows: Sequence[int] | np.ndarray | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(example_indices, rows)`` of all stimuli, or of ``stimulus_rows`` in order.
+
+        ``rows`` is float64 ``(m, feature_dim)``; replicate means are taken in float64.
+        """
+        if stimulus_rows is None:
+            ids = None
+            order = None
+        else:
+            order = np.asarray(stimulus_rows, dtype=np.int64)
+            ids = [self.stimulus_ids[i] for i in order]
+        raw = (
+            self._product_blocks(ids)
+            if self.gradients is not None
+            else self._raw_blocks(self.activations, ids)
+        )
+        done = 0
+        for block_ids, block in raw:
+            count = len(block_ids)
+            rows = np.arange(done, done + count) if order is None else order[done : done + count]
+            done += count
+            if self.replicates == "mean":
+                values = block[:, 0] if self.n_replicates == 1 else block.mean(axis=1)
+            else:
+                values = block.reshape(count * self.n_replicates, self.feature_dim)
+            yield self.examples_of(rows), values
+
+    def read(self, stimulus_rows: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(example_indices, rows)`` of the given stimulus rows, in one preallocated array."""
+        total = len(stimulus_rows) * self.rows_per_stimulus
+        examples = np.empty(total, dtype=np.int64)
+        values = np.empty((total, self.feature_dim))
+        done = 0
+        for ex, block in self.blocks(stimulus_rows):
+            examples[done : done + len(ex)] = ex
+            values[done : done + len(ex)] = block
+            done += len(ex)
+        return examples, values

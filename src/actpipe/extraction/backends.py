@@ -1,0 +1,139 @@
+"""Two ways to run a model on a batch, behind one interface: torch hooks and onnxruntime.
+
+:func:`open_backend` returns a :class:`Backend` whose ``capture`` has ``run(inputs, buffers)``,
+``shapes``, ``applied`` and ``remove()``; loading, jitter, writing and resume in
+:mod:`.run` do not depend on which one it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..devices import select_device
+from ..models import ModelSpec, build_model
+from ..models.layers import check_layer_names, resolve_layer_names
+from .capture import LayerCapture
+
+log = logging.getLogger(__name__)
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Backend:
+    """A model ready to capture its layers, and what the run records about it."""
+
+    spec: ModelSpec
+    capture: Any
+    device: torch.device
+    weights: dict[str, Any]
+    runtime: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pin_memory(self) -> bool:
+        return self.device.type == "cuda" and not self.spec.is_onnx
+
+    @property
+    def channels_last(self) -> bool:
+        return bool(self.runtime.get("channels_last"))
+
+    def prepare(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Move a batch to the model's device (and memory format)."""
+        if self.spec.is_onnx:
+            return inputs
+        inputs = inputs.to(self.device, non_blocking=self.pin_memory)
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return inputs
+
+    def close(self) -> None:
+        self.capture.remove()
+
+
+def autocast_context(requested: str, device: torch.device) -> tuple[Any, str]:
+    """The autocast context manager factory for ``requested`` and what is actually applied.
+
+    Autocast is applied on CUDA only; elsewhere the model runs in float32 and ``none`` is
+    recorded as applied.
+    """
+    if requested in (None, "", "none"):
+        return contextlib.nullcontext, "none"
+    if device.type != "cuda":
+        log.warning(
+            "autocast %s is applied on CUDA only; running in float32 on %s", requested, device
+        )
+        return contextlib.nullcontext, "none"
+    dtype = AUTOCAST_DTYPES[requested]
+    return functools.partial(torch.autocast, device_type="cuda", dtype=dtype), requested
+
+
+def open_backend(
+    spec: ModelSpec,
+    device_name: str = "auto",
+    autocast: str = "none",
+    channels_last: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+    threads: int | None = None,
+) -> Backend:
+    """Build ``spec``'s model (torch or onnxruntime) and hook its layers.
+
+    The model block's own ``device``, ``autocast`` and ``channels_last`` override the
+    arguments. ``layers: auto`` is resolved here; the returned ``spec`` lists the layers.
+    """
+    device = select_device(spec.device or device_name)
+    if spec.autocast is not None:
+        autocast = spec.autocast
+    if spec.channels_last is not None:
+        channels_last = bool(spec.channels_last)
+    if spec.is_onnx:
+        from ..models.onnx import OnnxCapture
+
+        capture = OnnxCapture(spec, cache_dir, str(device), threads)
+        resolved = (
+            spec.with_layer_names([layer.name for layer in capture.layers])
+            if spec.auto_layers
+            else spec
+        )
+        from .._io import sha256_file
+
+        weights = {
+            "kind": "onnx",
+            "path": os.path.abspath(spec.arch),
+            "sha256": sha256_file(spec.arch),
+        }
+        runtime = {
+            "backend": "onnxruntime",
+            "providers": capture.providers,
+            "instrumented": str(capture.path),
+            "autocast": "none",
+            "autocast_requested": autocast or "none",
+            "channels_last": False,
+        }
+        if autocast not in (None, "none"):
+            log.warning("model %r: autocast does not apply to onnxruntime; ignored", spec.name)
+        return Backend(resolved, capture, device, weights, runtime)
+    model, weights = build_model(spec)
+    names = resolve_layer_names(spec, model)
+    check_layer_names(model, names, spec.name)
+    resolved = spec.with_layer_names(names) if spec.auto_layers else spec
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    capture = LayerCapture(model, resolved.layers, spec.name)
+    context, applied = autocast_context(autocast, device)
+    capture.autocast = context
+    runtime = {
+        "backend": "torch",
+        "autocast": applied,
+        "autocast_requested": autocast or "none",
+        "channels_last": channels_last,
+        "pin_memory": device.type == "cuda",
+    }
+    return Backend(resolved, capture, device, weights, runtime)
