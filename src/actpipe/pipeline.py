@@ -141,6 +141,17 @@ def aggregate(
     aggregate_clusters(layer_files, out_dir, activations, stimuli, context, limit)
 
 
+def report(
+    metadata_files: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str]
+) -> None:
+    """Rule ``report``: one Markdown summary of every (set, model, parameter set) folder."""
+    from pathlib import Path
+
+    from .report import write_report
+
+    write_report([Path(m).parent for m in metadata_files], output)
+
+
 def check_models(models: dict[str, dict[str, Any]], output: str | os.PathLike[str]) -> None:
     """Every model block checked before any extraction (library form of the workflow's check).
 

@@ -26,3 +26,22 @@ rule aggregate_clusters:
         version=ACTPIPE_VERSION,
     script:
         "../scripts/aggregate_clusters.py"
+
+
+# One Markdown report of the whole run: what the clusters of each layer agree with.
+rule report:
+    input:
+        get_report_inputs,
+    output:
+        "results/report.md",
+    log:
+        "logs/report.log",
+    benchmark:
+        "logs/benchmarks/report.tsv"
+    localrule: True
+    conda:
+        "../../envs/clustering.yaml"
+    params:
+        version=ACTPIPE_VERSION,
+    script:
+        "../scripts/report.py"

@@ -275,8 +275,19 @@ def uses_gpu(wildcards):
     return int(MODELS[wildcards.model].get("resources", {}).get("gpu", 0) > 0)
 
 
+def get_report_inputs(wildcards):
+    """The metadata.json of every (set, model, parameter set): the report reads its folder."""
+    return [
+        f"results/clusters/{stimset}/{model}/{pset}/{name}"
+        for stimset in STIMULI
+        for model in MODELS
+        for pset in PARAMETER_SETS
+        for name in ("metadata.json", "quality.tsv", "paths.json")
+    ]
+
+
 def get_final_output():
-    targets = []
+    targets = ["results/report.md"]
     for stimset in STIMULI:
         targets.append(f"results/activations/{PREFIX}_{stimset}.h5")
         for model in MODELS:

@@ -34,6 +34,7 @@ rule export_onnx:
         "logs/export_onnx.log",
     benchmark:
         "logs/benchmarks/export_onnx.tsv"
+    localrule: True
     conda:
         "../../envs/extraction.yaml"
     params:

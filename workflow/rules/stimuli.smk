@@ -8,6 +8,7 @@ rule materialise_stimuli:
         "logs/materialise_stimuli/{stimset}.log",
     benchmark:
         "logs/benchmarks/materialise_stimuli/{stimset}.tsv"
+    localrule: True
     conda:
         "../../envs/stimuli.yaml"
     params:
