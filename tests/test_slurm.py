@@ -16,8 +16,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -307,3 +309,91 @@ def test_impossible_request_fails_at_submission(slurm_cluster, tmp_path, case, e
     jobs = sacct_jobs(run_id, since)
     refused = "rule_extract" if case == "gpus" else "rule_"
     assert not [j for j in jobs.values() if j["comment"].startswith(refused) and j["tres"]], jobs
+
+
+def _kill_extraction(workdir: Path) -> str | None:
+    """SIGKILL the extraction process of a running SLURM job of ``workdir`` (as the OOM
+    killer or a dying node would); returns that job's SLURM id."""
+    proc = subprocess.run(
+        ["squeue", "-h", "-t", "RUNNING", "-o", "%i|%k"], capture_output=True, text=True, timeout=30
+    )
+    jobs = [
+        line.partition("|")[0].strip()
+        for line in proc.stdout.splitlines()
+        if line.partition("|")[2].startswith("rule_extract_activations")
+    ]
+    pattern = f"{workdir}/.snakemake/scripts/.*extract_activations.py"
+    pids = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    if len(jobs) != 1 or not pids:
+        return None
+    for pid in pids:
+        os.kill(int(pid), signal.SIGKILL)
+    return jobs[0]
+
+
+def test_job_killed_on_its_node_is_retried_and_resumes(slurm_cluster, tmp_path):
+    """Kill an extraction mid-way on its node: Snakemake reports the failed SLURM job with its
+    log, resubmits it (retries) and the new job continues from the last recorded batch; the
+    result equals an uninterrupted local run."""
+    config = slurm_config(gpus=1)
+    stimset = next(iter(config["stimuli"]))
+    model = next(iter(config["models"]))
+    config["stimuli"][stimset].update(size=128, orientations=48, phases=2)
+    block = config["models"][model]
+    block["preprocess"] = {**block["preprocess"], "size": 128, "resize": 128}
+    block["batch_size"] = 4
+    config["extraction"]["checkpoint_seconds"] = 0
+    target = f"results/activations/{stimset}/{model}.h5"
+
+    local = tmp_path / "local"
+    write_config(local, config)
+    proc = snakemake(local, "--cores", "2", target, timeout=600)
+    assert proc.returncode == 0, f"local run failed:\n{proc.stdout[-6000:]}"
+
+    remote = tmp_path / "remote"
+    write_config(remote, config)
+    progress = remote / "results" / "activations" / stimset / f".{model}.h5.progress.json"
+    cmd = ["timeout", "-k", "10", str(SLURM_RUN_TIMEOUT), SNAKEMAKE, "-s", str(SNAKEFILE)]
+    cmd += ["-d", str(remote), *slurm_profile_args(), "--retries", "1", target]
+    log_path = tmp_path / "remote.log"
+    with open(log_path, "w") as out:
+        run = subprocess.Popen(
+            cmd,
+            cwd=remote,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "HDF5_USE_FILE_LOCKING": "FALSE"},
+        )
+        killed = None
+        try:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and run.poll() is None:
+                try:
+                    state = json.loads(progress.read_text())
+                except (FileNotFoundError, ValueError):
+                    state = {}
+                if state.get("next_image", 0) >= 8:
+                    killed = _kill_extraction(remote)
+                    if killed:
+                        break
+                time.sleep(0.05)
+            run.wait(timeout=SLURM_RUN_TIMEOUT + 30)
+        finally:
+            if run.poll() is None:
+                run.kill()
+    output = log_path.read_text()
+    assert killed, f"the extraction was never seen running with progress:\n{output[-6000:]}"
+    assert run.returncode == 0, output[-8000:]
+    # The failed job is reported with its SLURM log, then resubmitted once.
+    assert re.search(rf"SLURM-job '{killed}' failed", output), output[-8000:]
+    assert ".snakemake/slurm_logs/rule_extract_activations" in output, output[-8000:]
+    rule_log = (remote / "logs" / "extract_activations" / stimset / f"{model}.log").read_text()
+    match = re.search(r"resuming \S+ from image (\d+) of (\d+)", rule_log)
+    assert match and 8 <= int(match.group(1)) < int(match.group(2)), rule_log
+    a = h5_datasets(local / target)
+    b = h5_datasets(remote / target)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_array_equal(b[name], a[name], err_msg=name)
+    assert not progress.exists()
