@@ -11,8 +11,8 @@
    its peak resident memory (``ru_maxrss``, everything included: interpreter, libraries,
    reads). Printed: seconds per 1,000 rows and its ratio to the smallest size (1.0 = linear
    scaling), and the peak memory against the 1 GB target.
-3. Quality on a blob data set: ARI against the true labels of leaders, mini-batch k-means
-   and full k-means (scikit-learn), side by side.
+3. Quality on two blob data sets (well separated, then overlapping): ARI against the true
+   labels of leaders, mini-batch k-means and full k-means (scikit-learn), side by side.
 """
 
 from __future__ import annotations
@@ -127,7 +127,9 @@ def scaling(folder: Path, scale: float, k: int, keep: bool) -> list[dict]:
     return results
 
 
-def blob_quality(folder: Path, k: int = 20, n: int = 20_000, dim: int = 64) -> None:
+def blob_quality(
+    folder: Path, cluster_std: float, k: int = 20, n: int = 20_000, dim: int = 64
+) -> None:
     """ARI against the true blob labels: leaders, mini-batch k-means, full k-means."""
     from sklearn.cluster import KMeans
     from sklearn.datasets import make_blobs
@@ -136,14 +138,19 @@ def blob_quality(folder: Path, k: int = 20, n: int = 20_000, dim: int = 64) -> N
     from actpipe.clustering import cluster_layer, read_layer_clusters
     from actpipe.storage import ActivationWriter
 
-    X, y = make_blobs(n_samples=n, centers=k, n_features=dim, cluster_std=2.0, random_state=0)
+    X, y = make_blobs(
+        n_samples=n, centers=k, n_features=dim, cluster_std=cluster_std, random_state=0
+    )
     X = X.astype(np.float32)
     path = folder / "blobs.h5"
     writer = ActivationWriter(path, "blobs", n, 1)
     writer.add_layer("features", dim, (dim,), {})
     writer.write_rows(0, np.zeros((n, 1, 4)), {"features": X[:, None, :]})
     writer.finish([f"b{i:06d}" for i in range(n)], {})
-    print(f"\nblobs: {n} rows, {dim} features, {k} true clusters; ARI against the true labels")
+    print(
+        f"\nblobs: {n} rows, {dim} features, {k} true clusters, cluster_std {cluster_std}; "
+        "ARI against the true labels"
+    )
     for method in ("leaders", "minibatch_kmeans"):
         started = time.perf_counter()
         out = folder / f"blobs_{method}.h5"
@@ -169,6 +176,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=K)
     parser.add_argument("--dir", help="where the synthetic files go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the synthetic files")
+    parser.add_argument("--blobs-only", action="store_true", help="only the blob comparison")
     parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
@@ -176,8 +184,11 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="cluster_scaling_") as tmp:
         folder = Path(tmp)
-        scaling(folder, args.scale, args.k, args.keep)
-        blob_quality(folder)
+        if not args.blobs_only:
+            scaling(folder, args.scale, args.k, args.keep)
+        # Well separated blobs, then overlapping ones (where the methods differ).
+        for cluster_std in (2.0, 12.0):
+            blob_quality(folder, cluster_std)
 
 
 if __name__ == "__main__":
