@@ -37,6 +37,13 @@ def model_layers(model):
     return [e if isinstance(e, str) else e["name"] for e in layers]
 
 
+def package_env():
+    """The environment of a helper Python process that imports this repository's actpipe."""
+    src = str(Path(workflow.basedir) / "src")
+    path = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
+
+
 def auto_layers(model):
     """The layers `layers: auto` picks for a model, cached per model block.
 
@@ -53,7 +60,7 @@ def auto_layers(model):
     cache = Path(".snakemake/actpipe/auto_layers") / f"{model}.{key}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    env = {**os.environ, "PYTHONPATH": str(Path(workflow.basedir) / "src")}
+    env = package_env()
     request = json.dumps({"model": model, "block": block})
     proc = subprocess.run(
         [sys.executable, "-m", "actpipe.models.autolayers", request],
@@ -119,7 +126,7 @@ def check_models_at_start():
     ]
     for path in PRODUCED_MODEL_FILES:
         command += ["--skip", path]
-    env = {**os.environ, "PYTHONPATH": str(Path(workflow.basedir) / "src")}
+    env = package_env()
     proc = subprocess.run(command, capture_output=True, text=True, env=env)
     if proc.returncode == 0:
         return
