@@ -48,12 +48,33 @@ def write_json(path: str | os.PathLike[str], data: Any, indent: int | None = 1) 
             fh.write("\n")
 
 
-def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
+def sha256_file(
+    path: str | os.PathLike[str],
+    chunk_size: int = 1 << 20,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> str:
+    """Hex sha256 of a file, read in chunks.
+
+    With ``cache_dir``, the digest is kept there keyed by the file's absolute path, inode,
+    size and modification time (ns), so jobs that checksum the same large file (one per
+    parameter set) read it once; a rewritten file has a new key and is read again.
+    """
+    stat = os.stat(path)
+    key = [os.path.abspath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns]
+    cache = None
+    if cache_dir is not None:
+        name = hashlib.sha256(key[0].encode()).hexdigest()[:32]
+        cache = Path(cache_dir) / f"{name}.json"
+        with contextlib.suppress(OSError, ValueError):
+            cached = json.loads(cache.read_text())
+            if cached.get("key") == key:
+                return str(cached["sha256"])
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk_size):
             digest.update(block)
+    if cache is not None:
+        write_json(cache, {"key": key, "sha256": digest.hexdigest()})
     return digest.hexdigest()
 
 

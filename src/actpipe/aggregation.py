@@ -183,8 +183,12 @@ def aggregate_clusters(
     stimuli: PathLike | None = None,
     context: dict[str, Any] | None = None,
     centroids_json_max_values: int = CENTROIDS_JSON_MAX_VALUES,
+    checksum_cache: PathLike | None = None,
 ) -> dict[str, Any]:
     """Write the files of :data:`OUTPUT_FILES` into ``out_dir``; return the metadata.
+
+    ``checksum_cache``: a folder where the activation files' sha256 are kept between jobs
+    (see :func:`actpipe._io.sha256_file`).
 
     ``layer_files`` are per-layer clustering files in layer order; every one must cover the
     same examples in the same order. ``stimuli`` is the stimulus folder (or its
@@ -256,7 +260,9 @@ def aggregate_clusters(
         "dropped": {n: layer["attrs"]["dropped"] for n, layer in zip(names, layers, strict=True)},
         "source_files": {
             "activations": str(activations),
-            "checksums": [{"path": str(p), "sha256": sha256_file(p)} for p in files],
+            "checksums": [
+                {"path": str(p), "sha256": sha256_file(p, cache_dir=checksum_cache)} for p in files
+            ],
             "layer_clusters": [str(p) for p in layer_files],
         },
         "outputs": list(OUTPUT_FILES),

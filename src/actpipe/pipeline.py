@@ -138,15 +138,15 @@ def aggregate(
         if centroids_json_max_values is None
         else int(centroids_json_max_values)
     )
-    aggregate_clusters(layer_files, out_dir, activations, stimuli, context, limit)
+    # The activation files' checksums are shared by the parameter sets' jobs of a run.
+    cache = Path(".snakemake") / "actpipe" / "sha256"
+    aggregate_clusters(layer_files, out_dir, activations, stimuli, context, limit, cache)
 
 
 def report(
     metadata_files: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str]
 ) -> None:
     """Rule ``report``: one Markdown summary of every (set, model, parameter set) folder."""
-    from pathlib import Path
-
     from .report import write_report
 
     write_report([Path(m).parent for m in metadata_files], output)

@@ -9,17 +9,8 @@
 
 set -euo pipefail
 
-STATE=${ACTPIPE_SLURM_STATE:-/tmp/actpipe-slurm}
+source "$(dirname "${BASH_SOURCE[0]}")/state.sh"
 say() { echo "down.sh: $*"; }
-
-pid_of_ours() {
-    local f=$STATE/pids/$1.pid pid
-    [[ -f $f ]] || return 1
-    pid=$(<"$f")
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    [[ -r /proc/$pid/comm && $(<"/proc/$pid/comm") == "$1" ]] || return 1
-    echo "$pid"
-}
 
 if [[ ! -d $STATE/pids ]]; then
     say "nothing to stop (no $STATE/pids)"

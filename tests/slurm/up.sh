@@ -24,7 +24,7 @@
 
 set -euo pipefail
 
-STATE=${ACTPIPE_SLURM_STATE:-/tmp/actpipe-slurm}
+source "$(dirname "${BASH_SOURCE[0]}")/state.sh"
 CLUSTER=actpipe
 PARTITION=debug
 ACCOUNT=actpipe
@@ -125,15 +125,7 @@ chmod 755 "$STATE"
 # ---------------------------------------------------------------------------------------------
 # PID bookkeeping: a recorded daemon counts as ours only while its PID still runs that program.
 # ---------------------------------------------------------------------------------------------
-pid_of_ours() {
-    # Prints the recorded PID of daemon $1 if that process is alive and still is $1.
-    local f=$STATE/pids/$1.pid pid
-    [[ -f $f ]] || return 1
-    pid=$(<"$f")
-    [[ $pid =~ ^[0-9]+$ ]] || return 1
-    [[ -r /proc/$pid/comm && $(<"/proc/$pid/comm") == "$1" ]] || return 1
-    echo "$pid"
-}
+# pid_of_ours NAME: see state.sh.
 
 record() {
     # record NAME PID: remember that this script started daemon NAME as PID.

@@ -159,6 +159,8 @@ def get_stimulus_dir(wildcards):
     return stimulus_dir(wildcards.stimset)
 
 
+# What counts as an image is the rule of actpipe.stimuli.folder.list_images, restated here
+# because the Snakefile is parsed without the package's dependencies (numpy, Pillow).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 

@@ -95,18 +95,9 @@ def parameter_sets(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def run(args: argparse.Namespace) -> int:
     from ..aggregation import aggregate_clusters
     from ..clustering import cluster_layer
-    from ..storage.reader import get_available_layers, get_available_models
+    from ..storage.reader import choose_model, get_available_layers, get_available_models
 
-    models = get_available_models(args.file)
-    model = args.model
-    if model is None:
-        if len(models) != 1:
-            raise ValueError(
-                f"{args.file}: holds models {', '.join(models)}; choose one with --model"
-            )
-        model = models[0]
-    elif model not in models:
-        raise ValueError(f"{args.file}: no model {model!r}; its models: {', '.join(models)}")
+    model = choose_model(args.file, get_available_models(args.file), args.model)
     available = get_available_layers(args.file, model)
     layers = args.layers or available
     unknown = [layer for layer in layers if layer not in available]

@@ -101,12 +101,10 @@ def open_backend(
             if spec.auto_layers
             else spec
         )
-        from .._io import sha256_file
-
         weights = {
             "kind": "onnx",
             "path": os.path.abspath(spec.arch),
-            "sha256": sha256_file(spec.arch),
+            "sha256": capture.source_sha256,
         }
         runtime = {
             "backend": "onnxruntime",

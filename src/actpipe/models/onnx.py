@@ -135,23 +135,29 @@ def check_onnx(spec: ModelSpec) -> dict[str, Any]:
 
 
 def instrumented_path(
-    source: str | os.PathLike[str], layers: Sequence[str], cache_dir: str | os.PathLike[str] | None
+    source: str | os.PathLike[str],
+    layers: Sequence[str],
+    cache_dir: str | os.PathLike[str] | None,
+    source_sha256: str | None = None,
 ) -> Path:
-    """Where the instrumented copy of ``source`` with ``layers`` as outputs is cached."""
+    """Where the instrumented copy of ``source`` with ``layers`` as outputs is cached
+    (``source_sha256``: the source's digest when the caller has it already)."""
     import onnx
 
     source = Path(source)
+    digest = source_sha256 or sha256_file(source)
     key = hashlib.sha256(
-        json.dumps(
-            {"sha256": sha256_file(source), "layers": list(layers), "onnx": onnx.__version__}
-        ).encode()
+        json.dumps({"sha256": digest, "layers": list(layers), "onnx": onnx.__version__}).encode()
     ).hexdigest()[:16]
     folder = Path(cache_dir) if cache_dir is not None else source.parent
     return folder / f"{source.stem}.{key}{INSTRUMENTED_SUFFIX}"
 
 
 def instrument(
-    spec: ModelSpec, layers: Sequence[str], cache_dir: str | os.PathLike[str] | None = None
+    spec: ModelSpec,
+    layers: Sequence[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    source_sha256: str | None = None,
 ) -> Path:
     """The instrumented model of ``spec`` (built once, then reused from the cache).
 
@@ -161,7 +167,7 @@ def instrument(
     import onnx
 
     where = f"model {spec.name!r}"
-    target = instrumented_path(spec.arch, layers, cache_dir)
+    target = instrumented_path(spec.arch, layers, cache_dir, source_sha256)
     if target.is_file():
         return target
     model = load_graph(spec.arch, where)
@@ -350,7 +356,10 @@ class OnnxCapture:
         self.layers = list(
             spec.with_layer_names(layers).layers if spec.auto_layers else spec.layers
         )
-        self.path = instrument(spec, [layer.name for layer in self.layers], cache_dir)
+        self.source_sha256 = sha256_file(spec.arch)
+        self.path = instrument(
+            spec, [layer.name for layer in self.layers], cache_dir, self.source_sha256
+        )
         self.session = open_session(self.path, device, threads)
         self.providers = list(self.session.get_providers())
         self.shapes: dict[str, tuple[int, ...]] = {}

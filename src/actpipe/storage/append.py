@@ -46,6 +46,7 @@ from .reader import (
     LazyActivations,
     check_file,
     check_version,
+    choose_model,
     dataset_names,
     get_available_models,
     model_names,
@@ -110,15 +111,7 @@ def append_model(
         check_version(src.attrs, source)
         _layer_major(src, source)
         names = model_names(src)
-        if model is None:
-            if len(names) != 1:
-                raise ValueError(
-                    f"{source}: holds {len(names)} models ({', '.join(names)}); name one"
-                )
-            model = names[0]
-        if model not in names:
-            hint = did_you_mean(model, names, "models")
-            raise ActivationKeyError(f"{source}: no model {model!r}; {hint}")
+        model = choose_model(source, names, model)
     with h5py.File(path, "r") as f:
         check_version(f.attrs, path)
         _layer_major(f, path)

@@ -156,6 +156,21 @@ def model_names(f: h5py.File) -> list[str]:
     return present
 
 
+def choose_model(path: PathLike, names: Sequence[str], model: str | None) -> str:
+    """``model`` checked against the file's ``names``; ``None`` picks the file's only model."""
+    if model is None:
+        if len(names) != 1:
+            raise ValueError(
+                f"{path}: holds {len(names)} models ({', '.join(names)}); choose one (--model)"
+            )
+        return names[0]
+    if model not in names:
+        raise ActivationKeyError(
+            f"{path}: no model {model!r}; {did_you_mean(model, names, 'models')}"
+        )
+    return model
+
+
 def model_group(f: h5py.File, path: PathLike, model: str) -> h5py.Group:
     """The group of ``model``, following a joined file's external link, with clear errors."""
     names = model_names(f)

@@ -48,12 +48,10 @@ def merge_shards(
             shards.append(
                 {
                     "path": Path(path),
-                    "ids": [
-                        s.decode() if isinstance(s, bytes) else s for s in group[STIMULUS_IDS][()]
-                    ],
+                    "ids": group[STIMULUS_IDS].asstr()[()].tolist(),
                     "jitter": group[JITTER][()],
                     "layers": {
-                        name: (d.shape, d.dtype, {k: v for k, v in d.attrs.items()})
+                        name: (d.shape, d.dtype, dict(d.attrs))
                         for name, d in group[LAYERS_GROUP].items()
                     },
                     "attrs": {k: v for k, v in group.attrs.items()},
