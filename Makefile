@@ -4,7 +4,9 @@ VENV ?= .venv
 CORES ?= 2
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test lint format clean
+.PHONY: run test test-fast install install-test lint format clean
+
+LINT_PY := src tests benchmarks workflow/scripts
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,14 +31,21 @@ run: install
 test: install-test
 	$(BIN)/python -m pytest
 
+## The inner loop: every test that runs neither the workflow nor SLURM nor a browser.
+test-fast: install-test
+	$(BIN)/python -m pytest -m "not workflow and not slurm and not browser"
+
+## What CI checks besides the tests: ruff (lint and format), snakefmt, snakemake --lint.
 lint: install-test
-	$(BIN)/snakemake --lint
+	$(BIN)/ruff check $(LINT_PY)
+	$(BIN)/ruff format --check $(LINT_PY)
 	$(BIN)/snakefmt --check Snakefile workflow/rules
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/snakemake --lint
 
 format: install-test
 	$(BIN)/snakefmt Snakefile workflow/rules
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff format $(LINT_PY)
+	$(BIN)/ruff check --fix $(LINT_PY)
 
 clean:
 	rm -rf results logs .snakemake

@@ -5,13 +5,13 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from io_files import random_model, write_model_file
 
-from actpipe.storage import FormatError, StorageOptions, join_models, merge_shards
+from actpipe.storage import FormatError, StorageOptions, join_activations, merge_shards
 from actpipe.storage import append as append_mod
 from actpipe.storage.append import append_file, append_model, extend_model
 from actpipe.storage.reader import get_available_models, load_lazy_activations, read_layer
 from actpipe.storage.validate import validate_file
+from tests.helpers.files import random_model, write_model_file
 
 
 def dataset_bytes(path, name):
@@ -53,7 +53,7 @@ def test_append_model_copies_into_a_data_file(two_models):
 
 def test_append_model_to_a_joined_file_adds_a_link(two_models, tmp_path):
     pa, a, pb, b = two_models
-    joined = join_models(tmp_path / "set.h5", {"alpha": pa})
+    joined = join_activations(tmp_path / "set.h5", {"alpha": pa})
     append_model(joined, pb)
     with h5py.File(joined, "r") as f:
         assert isinstance(f.get("beta", getlink=True), h5py.ExternalLink)
@@ -90,7 +90,7 @@ def test_float16_target_and_joined_target(tmp_path):
     path = write_model_file(
         tmp_path / "sets" / "h.h5", "half", ids, layers, options=StorageOptions(dtype="float16")
     )
-    joined = join_models(tmp_path / "joined.h5", {"half": path})
+    joined = join_activations(tmp_path / "joined.h5", {"half": path})
     extra = np.array([[[0.1, 70000.0, 2.0]]], np.float32)
     with pytest.raises(OverflowError, match="float16"):
         extend_model(joined, "half", ["big"], {"h": extra})

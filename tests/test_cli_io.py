@@ -11,11 +11,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from io_files import old_layout_data, random_model, write_model_file, write_old_layout
 
 from actpipe.cli import main
-from actpipe.storage import StorageOptions, join_models
+from actpipe.storage import StorageOptions, join_activations
 from actpipe.storage.reader import read_layer
+from tests.helpers.files import old_layout_data, random_model, write_model_file, write_old_layout
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def files(tmp_path):
     )
     b = random_model(4, 2, {"x": 2}, seed=2)
     pb = write_model_file(tmp_path / "set" / "b.h5", "beta", *b)
-    joined = join_models(tmp_path / "joined.h5", {"alpha": pa, "beta": pb})
+    joined = join_activations(tmp_path / "joined.h5", {"alpha": pa, "beta": pb})
     return {"a": pa, "b": pb, "joined": joined, "data_a": a, "data_b": b}
 
 

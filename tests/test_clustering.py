@@ -5,7 +5,6 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from clustering_data import blobs, write_activations
 from sklearn.cluster import AgglomerativeClustering, KMeans, SpectralClustering
 from sklearn.decomposition import PCA, TruncatedSVD
 from sklearn.metrics import (
@@ -26,6 +25,7 @@ from actpipe.clustering import (
 )
 from actpipe.clustering.methods import LeadersMethod, find_threshold, leader_pass
 from actpipe.clustering.quality import purity
+from tests.helpers.clustering import blobs, write_activations
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_spectral_on_activations_times_gradients(blob_file, tmp_path):
         run(path, params, tmp_path / "d.h5", gradients=tmp_path / "missing.h5")
 
 
-def test_standardise_and_pca_equal_sklearn_pipeline(blob_file, tmp_path):
+def test_standardize_and_pca_equal_sklearn_pipeline(blob_file, tmp_path):
     path, A, _ = blob_file
     params = {
         "method": "kmeans",

@@ -10,13 +10,14 @@ import json
 import h5py
 import numpy as np
 import pytest
-from clustering_data import blobs, write_activations
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from actpipe.aggregation import OUTPUT_FILES, aggregate_clusters
+from actpipe.aggregation import aggregate_clusters
 from actpipe.cli import main
 from actpipe.clustering import cluster_layer, read_layer_clusters
-from actpipe.storage import join_models, merge_shards
+from actpipe.results import CLUSTER_OUTPUTS
+from actpipe.storage import join_activations, merge_shards
+from tests.helpers.clustering import blobs, write_activations
 
 LAYERS = ["l1", "l2", "l3"]
 
@@ -55,7 +56,7 @@ def test_paths_transitions_centroids_metadata_and_quality(model_file, tmp_path):
     out = tmp_path / "set_01"
     files = cluster_all(path, out, {"method": "kmeans", "k": 3, "n_init": 2})
     metadata = aggregate_clusters(files, out, path, labels_csv.parent, {"stimulus_set": "t"})
-    assert sorted(p.name for p in out.iterdir() if p.is_file()) == sorted(OUTPUT_FILES)
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == sorted(CLUSTER_OUTPUTS.values())
     layer_labels = [read_layer_clusters(f)["labels"] for f in files]
 
     paths = json.loads((out / "paths.json").read_text())
@@ -144,7 +145,7 @@ def test_joined_and_sharded_files_give_the_same_clusters(model_file, tmp_path):
     path, _, _ = model_file
     params = {"method": "minibatch_kmeans", "k": 3, "block_mb": 0.001}
     cluster_layer(path, "m", "l2", params, tmp_path / "direct.h5")
-    joined = join_models(tmp_path / "joined.h5", {"m": path})
+    joined = join_activations(tmp_path / "joined.h5", {"m": path})
     cluster_layer(joined, "m", "l2", params, tmp_path / "joined_c.h5")
     with h5py.File(path) as f:
         data = {name: f[f"m/layers/{name}"][()] for name in LAYERS}
@@ -218,7 +219,7 @@ def test_cluster_command(model_file, tmp_path, capsys):
         )
         == 1
     )
-    assert "no layer nope" in capsys.readouterr().err
+    assert "no layer 'nope'" in capsys.readouterr().err
     assert (
         main(
             [

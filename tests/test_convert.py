@@ -5,12 +5,18 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from io_files import PROVENANCE, old_layout_data, random_model, write_model_file, write_old_layout
 
 from actpipe.storage import FormatError, StorageOptions
 from actpipe.storage.convert import export_per_stimulus, import_per_stimulus
 from actpipe.storage.reader import load_lazy_activations
 from actpipe.storage.validate import validate_file
+from tests.helpers.files import (
+    PROVENANCE,
+    old_layout_data,
+    random_model,
+    write_model_file,
+    write_old_layout,
+)
 
 
 def old_datasets(path):

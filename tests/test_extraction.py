@@ -185,7 +185,7 @@ def test_vit_cls_and_float16_storage(gratings, tmp_path):
 
 def test_unknown_layer_names_the_model_and_close_names(gratings, tmp_path):
     spec = resnet_spec(layers=["layer1", "layr2"])
-    with pytest.raises(LayerError, match=r"model 'resnet18' has no layer 'layr2'.*layer2"):
+    with pytest.raises(LayerError, match=r"model 'resnet18': no layer 'layr2'.*layer2"):
         extract_activations(spec, gratings, tmp_path / "x.h5", options())
     assert not (tmp_path / "x.h5").exists()
     assert not list(tmp_path.glob(".*partial"))

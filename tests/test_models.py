@@ -188,7 +188,7 @@ def test_layers_auto_of_a_timm_vit_is_every_block():
 
 
 def test_unknown_layer_is_found_by_the_early_check():
-    with pytest.raises(LayerError, match=r"model 'm' has no layer 'layer5'.*layer"):
+    with pytest.raises(LayerError, match=r"model 'm': no layer 'layer5'.*layer"):
         check_model(spec(source="torchvision", name="resnet18", layers=["layer1", "layer5"]))
 
 
@@ -230,7 +230,7 @@ def test_device_override_and_autocast_recorded_as_not_applied_on_cpu():
 
 
 def test_check_models_reports_every_bad_entry(tmp_path):
-    from actpipe.pipeline import check_models
+    from actpipe.models import check_models
 
     models = {
         "good": {"source": "torchvision", "name": "resnet18", "layers": ["layer1"]},
@@ -259,11 +259,11 @@ class Inplace(nn.Module):
 
 
 def test_captured_output_is_not_changed_by_a_later_inplace_op():
-    from actpipe.extraction import LayerCapture
+    from actpipe.extraction import TorchCapture
     from actpipe.models import LayerSpec
 
     model = Inplace().eval()
-    capture = LayerCapture(model, [LayerSpec("conv", "flatten")], "inplace")
+    capture = TorchCapture(model, [LayerSpec("conv", "flatten")], "inplace")
     capture.early_stop = False
     x = torch.randn(2, 3, 8, 8)
     with torch.inference_mode():
@@ -276,7 +276,7 @@ def test_captured_output_is_not_changed_by_a_later_inplace_op():
 
 @pytest.mark.workflow
 def test_workflow_stops_at_check_models_before_any_extraction(tmp_path):
-    from conftest import run_snakemake, tiny_config, write_config
+    from tests.helpers.workflow import run_snakemake, tiny_config, write_config
 
     config = tiny_config()
     config["models"]["typo"] = {**config["models"]["resnet18"], "name": "resnet181"}

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from actpipe.extraction import OnnxCapture
 from actpipe.models import ModelError, ModelSpec, check_model
 from actpipe.models.onnx import (
-    OnnxCapture,
     auto_tensor_names,
     instrument,
     load_graph,

@@ -8,11 +8,11 @@ import os
 import h5py
 import numpy as np
 import pytest
-from io_files import old_layout_data, random_model, write_model_file, write_old_layout
 
 import actpipe
-from actpipe.storage import FormatError, join_models
-from actpipe.storage import reader as reader_mod
+from actpipe.storage import FormatError, join_activations
+from actpipe.storage import blocks as blocks_mod
+from actpipe.storage import lazy as lazy_mod
 from actpipe.storage.reader import (
     get_activation_shape,
     get_available_images,
@@ -23,6 +23,7 @@ from actpipe.storage.reader import (
     load_model_activations_lazy,
     read_layer,
 )
+from tests.helpers.files import old_layout_data, random_model, write_model_file, write_old_layout
 
 DIMS = {"conv1": 12, "block.2": 5, "fc": 3}
 
@@ -61,11 +62,13 @@ def test_nested_mapping_matches_direct_reads(model_file):
 def test_nothing_is_read_until_indexed(model_file, monkeypatch):
     path, ids, _, _ = model_file
     calls = []
-    for name in ("_read_one", "_read_block"):
-        original = getattr(reader_mod, name)
-        monkeypatch.setattr(
-            reader_mod, name, lambda *a, _o=original, _n=name: calls.append(_n) or _o(*a)
-        )
+    for module in (blocks_mod, lazy_mod):
+        for name in ("read_one", "read_block"):
+            original = getattr(module, name, None)
+            if original is not None:
+                monkeypatch.setattr(
+                    module, name, lambda *a, _o=original, _n=name: calls.append(_n) or _o(*a)
+                )
     with load_lazy_activations(path) as acts:
         for model in acts:
             for sid in acts[model]:
@@ -74,7 +77,7 @@ def test_nothing_is_read_until_indexed(model_file, monkeypatch):
         assert view.shape == (10, 3, 12) and acts["tiny"].shape("fc") == (10, 3, 3)
         assert calls == [] and acts._state.files.files == {}
         acts["tiny"][ids[1]]["fc"]
-        assert calls == ["_read_one"]
+        assert calls == ["read_one"]
         assert len(acts._state.files.files) == 1
     assert acts._state.files.files == {}
 
@@ -82,8 +85,8 @@ def test_nothing_is_read_until_indexed(model_file, monkeypatch):
 def test_cache_small_arrays_and_clear_at_every_level(model_file, monkeypatch):
     path, ids, layers, _ = model_file
     reads = []
-    original = reader_mod._read_one
-    monkeypatch.setattr(reader_mod, "_read_one", lambda *a: reads.append(a[2:]) or original(*a))
+    original = lazy_mod.read_one
+    monkeypatch.setattr(lazy_mod, "read_one", lambda *a: reads.append(a[2:]) or original(*a))
     acts = load_lazy_activations(path)
     stim = acts["tiny"][ids[0]]
     first = stim["conv1"]
@@ -104,14 +107,14 @@ def test_cache_small_arrays_and_clear_at_every_level(model_file, monkeypatch):
     small["tiny"][ids[0]]["conv1"], small["tiny"][ids[0]]["conv1"]
     small["tiny"][ids[0]]["fc"], small["tiny"][ids[0]]["fc"]
     assert [r[0] for r in reads[5:]] == ["conv1", "conv1", "fc"]
-    assert reader_mod.DEFAULT_CACHE_BYTES == 10 * 1024 * 1024
+    assert lazy_mod.DEFAULT_CACHE_BYTES == 10 * 1024 * 1024
     acts.close()
     with pytest.raises(ValueError, match="closed"):
         acts["tiny"][ids[0]]["fc"]
 
 
 def test_cache_total_is_bounded():
-    cache = reader_mod._Cache(item_bytes=100, limit=160)
+    cache = blocks_mod.Cache(item_bytes=100, limit=160)
     for i in range(4):
         assert cache.put(("m", str(i), "l"), np.zeros(10, np.float32))  # 40 bytes each
     assert cache.nbytes == 160
@@ -216,7 +219,7 @@ def test_joined_file_and_older_layout_read_the_same_way(model_file, tmp_path):
     path, ids, layers, _ = model_file
     ids2, layers2, _ = random_model(4, 2, {"a": 2}, seed=5)
     other = write_model_file(tmp_path / "set" / "other.h5", "other", ids2, layers2)
-    joined = join_models(tmp_path / "joined.h5", {"tiny": path, "other": other})
+    joined = join_activations(tmp_path / "joined.h5", {"tiny": path, "other": other})
     with load_lazy_activations(joined) as acts:
         assert list(acts) == ["tiny", "other"]
         np.testing.assert_array_equal(acts["other"][ids2[3]]["a"], layers2["a"][3])

@@ -13,13 +13,13 @@ import time
 import h5py
 import numpy as np
 import pytest
-from conftest import run_snakemake, tiny_config, write_config
 
 from actpipe.extraction import ExtractionOptions, extract_activations
 from actpipe.models import ModelSpec
 from actpipe.stimuli import materialise_stimuli
 from actpipe.storage import merge_shards
 from actpipe.storage.writer import partial_path, progress_path
+from tests.helpers.workflow import run_snakemake, tiny_config, write_config
 
 BLOCK = {
     "source": "torchvision",
@@ -116,16 +116,16 @@ def test_sharded_workflow_gives_identical_arrays(tmp_path):
 
 SLOW_EXTRACTION = """
 import sys, time
-import actpipe.extraction.capture as capture
+import actpipe.extraction.torch_capture as torch_capture
 from actpipe.extraction import ExtractionOptions, extract_activations
 from actpipe.models import ModelSpec
 from actpipe.stimuli import load_stimulus_folder
 
-original = capture.LayerCapture.run
+original = torch_capture.TorchCapture.run
 def slow_run(self, inputs, buffers=None):
     time.sleep(0.4)
     return original(self, inputs, buffers)
-capture.LayerCapture.run = slow_run
+torch_capture.TorchCapture.run = slow_run
 spec = ModelSpec.from_config("resnet18", {block})
 options = ExtractionOptions.from_config({extraction})
 extract_activations(spec, load_stimulus_folder(sys.argv[1]), sys.argv[2], options)

@@ -28,6 +28,8 @@ import numpy as np
 import pytest
 import yaml
 
+from tests.helpers.workflow import tiny_config
+
 pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,16 +80,8 @@ def slurm_cluster():
 
 
 def _base_config() -> dict:
-    """The suite's tiny config when tests/conftest.py offers one, else the shipped config."""
-    try:
-        from conftest import tiny_config  # tests/ is on sys.path under pytest
-
-        config = tiny_config()
-        if isinstance(config, dict):
-            return copy.deepcopy(config)
-    except (ImportError, TypeError):
-        pass
-    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    """The suite's tiny workflow config."""
+    return copy.deepcopy(tiny_config())
 
 
 def slurm_config(gpus: int = 1) -> dict:

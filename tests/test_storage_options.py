@@ -5,11 +5,12 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from io_files import random_model, write_model_file
 
-from actpipe import pipeline
+from actpipe.extraction import ExtractionOptions, extract_activations
+from actpipe.models import ModelSpec
 from actpipe.storage import StorageOptions
 from actpipe.storage.format import chunk_shape
+from tests.helpers.files import random_model, write_model_file
 
 SIZE = 32
 MODEL = {
@@ -49,8 +50,13 @@ def runs(tmp_path_factory):
     out = {}
     for name, storage in blocks.items():
         out[name] = root / f"{name}.h5"
-        pipeline.extract(
-            "g", root / "stimuli", "resnet18", MODEL, EXTRACTION, storage, out[name], threads=1
+        extract_activations(
+            ModelSpec.from_config("resnet18", MODEL),
+            root / "stimuli",
+            out[name],
+            ExtractionOptions.from_config(EXTRACTION, storage),
+            stimulus_set="g",
+            threads=1,
         )
     return out
 
@@ -121,12 +127,12 @@ def test_default_chunks_are_about_one_mebibyte(tmp_path):
 
 def test_extracted_files_validate_and_read_through_the_api(runs, tmp_path):
     from actpipe import load_lazy_activations, read_layer
-    from actpipe.storage import join_models
+    from actpipe.storage import join_activations
     from actpipe.storage.validate import validate_file
 
     for path in runs.values():
         assert validate_file(path) == []
-    joined = join_models(tmp_path / "set.h5", {"resnet18": runs["half"]})
+    joined = join_activations(tmp_path / "set.h5", {"resnet18": runs["half"]})
     assert validate_file(joined) == []
     raw, *_ = read(runs["half"], "layer3")
     mean = read_layer(joined, "resnet18", "layer3", replicate_mean=True, dtype=np.float64)

@@ -9,13 +9,13 @@ import re
 import h5py
 import numpy as np
 import pytest
-from conftest import run_snakemake, tiny_config, write_config
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from actpipe.extraction import ExtractionOptions, extract_activations
 from actpipe.models import ModelSpec
 from actpipe.stimuli import load_stimulus_folder
+from tests.helpers.workflow import run_snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -179,7 +179,7 @@ def test_adding_a_model_schedules_only_its_jobs(finished):
         "cluster_layer": "8",
         "join_activations": "2",
         "aggregate_clusters": "4",
-        "report": "1",
+        "write_report": "1",
         "all": "1",
         "total": "18",
     }

@@ -6,7 +6,7 @@ command line start fast; heavy modules are imported where they are used.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # The reading API, imported on first use (h5py and numpy only).
 _READING = (

@@ -1,4 +1,4 @@
-"""Small file helpers shared by every stage: atomic outputs and checksums."""
+"""Small file helpers shared by every stage: atomic outputs, JSON and checksums."""
 
 from __future__ import annotations
 
@@ -76,24 +76,3 @@ def sha256_file(
     if cache is not None:
         write_json(cache, {"key": key, "sha256": digest.hexdigest()})
     return digest.hexdigest()
-
-
-def closest_names(name: str, candidates: list[str] | tuple[str, ...], n: int = 5) -> list[str]:
-    """The candidates most similar to ``name`` (for 'did you mean' messages)."""
-    import difflib
-
-    close = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.5)
-    if not close:
-        lowered = name.lower()
-        close = [c for c in candidates if lowered in c.lower() or c.lower() in lowered][:n]
-    return close
-
-
-def did_you_mean(name: str, candidates: list[str] | tuple[str, ...], what: str) -> str:
-    """A sentence listing close matches, or a few valid names when nothing is close."""
-    close = closest_names(name, candidates)
-    if close:
-        return f"closest {what}: {', '.join(close)}"
-    shown = list(candidates)[:10]
-    more = "" if len(candidates) <= 10 else f" (and {len(candidates) - 10} more)"
-    return f"available {what}: {', '.join(shown)}{more}"

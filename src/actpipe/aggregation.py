@@ -25,53 +25,16 @@ from typing import Any
 import h5py
 import numpy as np
 
-from . import __version__
 from ._io import atomic_output, sha256_file, write_json
+from ._version import __version__
+from .clustering.quality import label_scores
 from .clustering.run import read_layer_clusters
+from .results import CLUSTER_OUTPUTS
+from .stimuli.labels import label_columns
+from .storage.files import data_files
 
 PathLike = str | os.PathLike[str]
 CENTROIDS_JSON_MAX_VALUES = 1_000_000
-OUTPUT_FILES = (
-    "paths.json",
-    "transitions.json",
-    "centroids.json",
-    "centroids.h5",
-    "metadata.json",
-    "quality.tsv",
-)
-
-
-def activation_data_files(path: PathLike, model: str) -> list[Path]:
-    """The files holding ``model``'s data in ``path``: the file itself, an external link's
-    target (joined per-set files) and virtual-dataset sources (merged shards).
-
-    Paths stay relative when ``path`` is (the working directory's results/ tree), so the
-    metadata of two runs in different directories compare equal.
-    """
-    path = Path(os.path.normpath(path))
-    files = [path]
-    with h5py.File(path, "r") as f:
-        link = f.get(model, getlink=True)
-        holder = path
-        if isinstance(link, h5py.ExternalLink):
-            holder = Path(os.path.normpath(path.parent / link.filename))
-            files.append(holder)
-        group = f[model]
-        layers = group.get("layers")
-        if isinstance(layers, h5py.Group):
-            for dset in layers.values():
-                if isinstance(dset, h5py.Dataset) and dset.is_virtual:
-                    for vs in dset.virtual_sources():
-                        name = vs.file_name
-                        target = (
-                            holder if name == "." else Path(os.path.normpath(holder.parent / name))
-                        )
-                        files.append(target)
-    unique: list[Path] = []
-    for p in files:
-        if p not in unique:
-            unique.append(p)
-    return unique
 
 
 def transition_counts(labels: np.ndarray, layers: Sequence[str]) -> list[dict[str, Any]]:
@@ -94,33 +57,6 @@ def transition_counts(labels: np.ndarray, layers: Sequence[str]) -> list[dict[st
     return out
 
 
-def read_stimulus_labels(
-    stimuli: PathLike | None, stimulus_ids: Sequence[str]
-) -> dict[str, list[str]]:
-    """Label columns of the examples' stimuli, from ``labels.csv`` (a folder or the file).
-
-    No file: no columns. A stimulus missing from the file is an error naming it.
-    """
-    if stimuli is None:
-        return {}
-    from .stimuli.folder import LABELS_FILE, read_labels
-
-    path = Path(stimuli)
-    if path.is_dir():
-        path = path / LABELS_FILE
-    if not path.exists():
-        return {}
-    rows = read_labels(path)
-    missing = sorted({sid for sid in stimulus_ids if sid not in rows})
-    if missing:
-        raise ValueError(
-            f"{path}: no row for stimulus {missing[:5]} ({len(missing)} missing); "
-            "add them or remove labels.csv"
-        )
-    columns = list(next(iter(rows.values())).keys()) if rows else []
-    return {col: [rows[sid].get(col, "") for sid in stimulus_ids] for col in columns}
-
-
 def _number(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
@@ -133,8 +69,6 @@ def quality_rows(
     layers: list[dict[str, Any]], names: list[str], labels_by_column: dict[str, list[str]]
 ) -> list[dict[str, str]]:
     """One row per layer of the quality table (see docs/clustering.md for the columns)."""
-    from .clustering.quality import label_scores
-
     table = []
     for name, layer in zip(names, layers, strict=True):
         attrs = layer["attrs"]
@@ -185,7 +119,8 @@ def aggregate_clusters(
     centroids_json_max_values: int = CENTROIDS_JSON_MAX_VALUES,
     checksum_cache: PathLike | None = None,
 ) -> dict[str, Any]:
-    """Write the files of :data:`OUTPUT_FILES` into ``out_dir``; return the metadata.
+    """Write the files of :data:`actpipe.results.CLUSTER_OUTPUTS` into ``out_dir``; return the
+    metadata. The workflow's ``aggregate_clusters`` rule calls this.
 
     ``checksum_cache``: a folder where the activation files' sha256 are kept between jobs
     (see :func:`actpipe._io.sha256_file`).
@@ -220,7 +155,7 @@ def aggregate_clusters(
 
     centroids_json: dict[str, Any] = {}
     out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out_dir / "centroids.h5") as tmp, h5py.File(tmp, "w") as f:
+    with atomic_output(out_dir / CLUSTER_OUTPUTS["centroids_h5"]) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["kind"] = "centroids"
         f.attrs["model"] = model
         for name, layer in zip(names, layers, strict=True):
@@ -234,10 +169,13 @@ def aggregate_clusters(
             if c.size <= centroids_json_max_values:
                 entry["centroids"] = c.tolist()
             else:
-                entry["hdf5"] = {"file": "centroids.h5", "dataset": f"/{name}/centroids"}
+                entry["hdf5"] = {
+                    "file": CLUSTER_OUTPUTS["centroids_h5"],
+                    "dataset": f"/{name}/centroids",
+                }
             centroids_json[name] = entry
 
-    files = activation_data_files(activations, model)
+    files = data_files(activations, model)
     metadata = {
         **(context or {}),
         "model": model,
@@ -265,18 +203,19 @@ def aggregate_clusters(
             ],
             "layer_clusters": [str(p) for p in layer_files],
         },
-        "outputs": list(OUTPUT_FILES),
+        "outputs": list(CLUSTER_OUTPUTS.values()),
         "actpipe_version": __version__,
     }
     stimulus_of = first["stimulus_ids"]
-    labels_by_column = read_stimulus_labels(stimuli, stimulus_of)
+    labels_by_column = label_columns(stimuli, stimulus_of)
     metadata["label_columns"] = list(labels_by_column)
 
-    write_json(out_dir / "paths.json", paths, indent=None)
-    write_json(out_dir / "transitions.json", transitions, indent=None)
-    write_json(out_dir / "centroids.json", centroids_json, indent=None)
-    write_tsv(out_dir / "quality.tsv", quality_rows(layers, names, labels_by_column))
-    write_json(out_dir / "metadata.json", metadata)
+    out = {key: out_dir / name for key, name in CLUSTER_OUTPUTS.items()}
+    write_json(out["paths"], paths, indent=None)
+    write_json(out["transitions"], transitions, indent=None)
+    write_json(out["centroids"], centroids_json, indent=None)
+    write_tsv(out["quality"], quality_rows(layers, names, labels_by_column))
+    write_json(out["metadata"], metadata)
     return metadata
 
 
@@ -286,7 +225,7 @@ def _space(features: dict[str, Any]) -> str:
     if features.get("input") == "activations_x_gradients":
         steps.append("activations x gradients")
     if features.get("standardize"):
-        steps.append("standardised")
+        steps.append("standardized")
     if features.get("reduce", "none") != "none":
         steps.append(f"{features['reduce']} to {features['n_components']} dims")
     return ", ".join(steps)

@@ -130,14 +130,25 @@ def did_you_mean(name: str, candidates: Sequence[str], what: str) -> str:
     return f"available {what}: {', '.join(shown)}{more}"
 
 
+_PLURALS = {"stimulus": "stimulus ids"}
+
+
 def no_such(
     kind: str, name: object, candidates: Sequence[str], where: str = "", hint: str = ""
 ) -> str:
     """The one message for a name that is not there: ``"{where}: no {kind} 'x'; closest ..."``.
 
-    ``kind`` is singular (``model``, ``layer``, ``stimulus``, ``tensor``); ``hint`` is
-    appended in parentheses (what to run to list them all).
+    ``kind`` is singular (``model``, ``layer``, ``stimulus``, ``tensor``); ``name`` may be a
+    list of names (all missing; the first is matched). ``hint`` is appended in parentheses
+    (what to run to list them all).
     """
     prefix = f"{where}: " if where else ""
     tail = f" ({hint})" if hint else ""
-    return f"{prefix}no {kind} {name!r}; {did_you_mean(str(name), candidates, kind + 's')}{tail}"
+    plural = _PLURALS.get(kind, kind + "s")
+    if isinstance(name, list | tuple):
+        more = f" (and {len(name) - 10} more)" if len(name) > 10 else ""
+        shown = ", ".join(map(repr, name[:10])) + more
+        first = str(name[0]) if name else ""
+    else:
+        shown, first = repr(name), str(name)
+    return f"{prefix}no {kind} {shown}; {did_you_mean(first, candidates, plural)}{tail}"

@@ -8,12 +8,7 @@ rule aggregate_clusters:
         activations=get_activation_file,
         stimuli=get_stimulus_dir,
     output:
-        paths="results/clusters/{stimset}/{model}/{pset}/paths.json",
-        transitions="results/clusters/{stimset}/{model}/{pset}/transitions.json",
-        centroids="results/clusters/{stimset}/{model}/{pset}/centroids.json",
-        centroids_h5="results/clusters/{stimset}/{model}/{pset}/centroids.h5",
-        metadata="results/clusters/{stimset}/{model}/{pset}/metadata.json",
-        quality="results/clusters/{stimset}/{model}/{pset}/quality.tsv",
+        **cluster_outputs("results/clusters/{stimset}/{model}/{pset}"),
     log:
         "logs/aggregate_clusters/{stimset}/{model}/{pset}.log",
     benchmark:
@@ -23,25 +18,26 @@ rule aggregate_clusters:
         "../../envs/clustering.yaml"
     params:
         centroids_json_max_values=config["clustering"]["centroids_json_max_values"],
+        checksum_cache=".snakemake/actpipe/sha256",
         version=ACTPIPE_VERSION,
     script:
         "../scripts/aggregate_clusters.py"
 
 
 # One Markdown report of the whole run: what the clusters of each layer agree with.
-rule report:
+rule write_report:
     input:
-        get_report_inputs,
+        unpack(get_report_inputs),
     output:
         "results/report.md",
     log:
-        "logs/report.log",
+        "logs/write_report.log",
     benchmark:
-        "logs/benchmarks/report.tsv"
+        "logs/benchmarks/write_report.tsv"
     localrule: True
     conda:
         "../../envs/clustering.yaml"
     params:
         version=ACTPIPE_VERSION,
     script:
-        "../scripts/report.py"
+        "../scripts/write_report.py"

@@ -3,30 +3,41 @@
 
 import os
 import re
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
 from snakemake.utils import validate
 
+# The package's standard-library-only modules (version, result file names) are read here;
+# nothing that imports torch or numpy is imported at parse time.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from actpipe._version import __version__ as ACTPIPE_VERSION  # noqa: E402
+from actpipe.results import CLUSTER_OUTPUTS  # noqa: E402
+
+
+def refuse_unavailable(config):
+    """Config values the schema refuses because nothing implements them yet, explained."""
+    psets = (config.get("clustering") or {}).get("parameter_sets") or {}
+    for name, pset in psets.items():
+        if isinstance(pset, dict) and pset.get("input") == "activations_x_gradients":
+            raise WorkflowError(
+                f"clustering.parameter_sets.{name}.input: activations_x_gradients is not "
+                "available: no rule of this workflow produces gradients yet, so there is "
+                "nothing to multiply the activations with. Use input: activations (or cluster "
+                "a gradient file made elsewhere with actpipe.clustering.cluster_layer)."
+            )
+
+
+refuse_unavailable(config)
 validate(config, schema="../schemas/config.schema.yaml")
 
 
-GENERATED_SOURCES = ("gratings", "digits")
 STIMULI = config["stimuli"]
 MODELS = config["models"]
 PARAMETER_SETS = config["clustering"]["parameter_sets"]
 PREFIX = config["output_prefix"]
-
-
-def _actpipe_version():
-    """The package version, read without importing torch (a change reruns every job)."""
-    init = Path(workflow.basedir) / "src" / "actpipe" / "__init__.py"
-    match = re.search(r'__version__ = "([^"]+)"', init.read_text())
-    return match.group(1) if match else "unknown"
-
-
-ACTPIPE_VERSION = _actpipe_version()
 
 
 def model_layers(model):
@@ -243,14 +254,9 @@ def get_layer_cluster_files(wildcards):
     )
 
 
-CLUSTER_OUTPUTS = (
-    "paths.json",
-    "transitions.json",
-    "centroids.json",
-    "centroids.h5",
-    "metadata.json",
-    "quality.tsv",
-)
+def cluster_outputs(folder):
+    """The aggregate outputs of one (set, model, parameter set) folder, by output name."""
+    return {key: f"{folder}/{name}" for key, name in CLUSTER_OUTPUTS.items()}
 
 
 def gradient_file(stimset, model):
@@ -285,14 +291,17 @@ def uses_gpu(wildcards):
 
 
 def get_report_inputs(wildcards):
-    """The metadata.json of every (set, model, parameter set): the report reads its folder."""
-    return [
-        f"results/clusters/{stimset}/{model}/{pset}/{name}"
+    """What the report reads of every (set, model, parameter set) folder, by kind."""
+    folders = [
+        f"results/clusters/{stimset}/{model}/{pset}"
         for stimset in STIMULI
         for model in MODELS
         for pset in PARAMETER_SETS
-        for name in ("metadata.json", "quality.tsv", "paths.json")
     ]
+    return {
+        kind: [cluster_outputs(folder)[kind] for folder in folders]
+        for kind in ("metadata", "quality", "paths")
+    }
 
 
 def get_final_output():
@@ -302,5 +311,5 @@ def get_final_output():
         for model in MODELS:
             for pset in PARAMETER_SETS:
                 base = f"results/clusters/{stimset}/{model}/{pset}"
-                targets += [f"{base}/{name}" for name in CLUSTER_OUTPUTS]
+                targets += list(cluster_outputs(base).values())
     return targets

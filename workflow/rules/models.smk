@@ -1,5 +1,5 @@
 # Models: every model entry is checked before any job runs (onstart), and the digits CNN
-# that the workflow trains and exports for the default config.
+# that the workflow trains and exports to ONNX for the default config.
 
 
 onstart:
@@ -24,20 +24,20 @@ rule train_digits_cnn:
         "../scripts/train_digits_cnn.py"
 
 
-rule export_onnx:
+rule export_digits_cnn:
     input:
         weights="results/models/digits_cnn.safetensors",
         metadata="results/models/digits_cnn.json",
     output:
         "results/models/digits_cnn.onnx",
     log:
-        "logs/export_onnx.log",
+        "logs/export_digits_cnn.log",
     benchmark:
-        "logs/benchmarks/export_onnx.tsv"
+        "logs/benchmarks/export_digits_cnn.tsv"
     localrule: True
     conda:
         "../../envs/extraction.yaml"
     params:
         version=ACTPIPE_VERSION,
     script:
-        "../scripts/export_onnx.py"
+        "../scripts/export_digits_cnn.py"

@@ -4,14 +4,16 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-from actpipe import pipeline  # noqa: E402
+from actpipe.aggregation import aggregate_clusters
+from actpipe.logs import logging_to
 
-with pipeline.logging_to(snakemake.log[0]):
-    pipeline.aggregate(
-        layer_files=list(snakemake.input.layers),
-        activations=snakemake.input.activations,
-        out_dir=Path(snakemake.output.metadata).parent,
-        context={"stimulus_set": snakemake.wildcards.stimset},
-        stimuli=snakemake.input.stimuli,
-        centroids_json_max_values=snakemake.params.centroids_json_max_values,
+with logging_to(snakemake.log[0]):
+    aggregate_clusters(
+        list(snakemake.input.layers),
+        Path(snakemake.output.metadata).parent,
+        snakemake.input.activations,
+        snakemake.input.stimuli,
+        {"stimulus_set": snakemake.wildcards.stimset},
+        snakemake.params.centroids_json_max_values,
+        snakemake.params.checksum_cache,
     )

@@ -4,15 +4,16 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-from actpipe import pipeline  # noqa: E402
+from actpipe.clustering import cluster_layer
+from actpipe.logs import logging_to
 
-with pipeline.logging_to(snakemake.log[0]):
-    pipeline.cluster(
-        activations=snakemake.input.activations,
-        model=snakemake.wildcards.model,
-        layer=snakemake.wildcards.layer,
-        parameter_set=snakemake.wildcards.pset,
-        params=dict(snakemake.params.params),
-        output=snakemake.output[0],
-        gradients=snakemake.input.get("gradients"),
+with logging_to(snakemake.log[0]):
+    cluster_layer(
+        snakemake.input.activations,
+        snakemake.wildcards.model,
+        snakemake.wildcards.layer,
+        dict(snakemake.params.params),
+        snakemake.output[0],
+        snakemake.wildcards.pset,
+        snakemake.input.get("gradients"),
     )

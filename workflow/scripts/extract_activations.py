@@ -4,18 +4,18 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-from actpipe import pipeline  # noqa: E402
+from actpipe.extraction import ExtractionOptions, extract_activations
+from actpipe.logs import logging_to
+from actpipe.models import ModelSpec
 
-with pipeline.logging_to(snakemake.log[0]):
-    pipeline.extract(
-        set_name=snakemake.wildcards.stimset,
-        stimulus_dir=snakemake.input.stimuli,
-        model_name=snakemake.wildcards.model,
-        model_block=snakemake.params.model_block,
-        extraction=snakemake.params.extraction,
-        storage=snakemake.params.storage,
-        output=snakemake.output[0],
+with logging_to(snakemake.log[0]):
+    extract_activations(
+        ModelSpec.from_config(snakemake.wildcards.model, snakemake.params.model_block),
+        snakemake.input.stimuli,
+        snakemake.output[0],
+        ExtractionOptions.from_config(snakemake.params.extraction, snakemake.params.storage),
+        stimulus_set=snakemake.wildcards.stimset,
+        cache_dir=snakemake.params.cache_dir,
         threads=snakemake.threads,
         rows=snakemake.params.get("rows"),
-        cache_dir=snakemake.params.get("cache_dir"),
     )

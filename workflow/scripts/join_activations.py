@@ -4,7 +4,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-from actpipe import pipeline  # noqa: E402
+from actpipe.logs import logging_to
+from actpipe.storage import join_activations
 
-with pipeline.logging_to(snakemake.log[0]):
-    pipeline.join(snakemake.params.models, list(snakemake.input), snakemake.output[0])
+with logging_to(snakemake.log[0]):
+    join_activations(
+        snakemake.output[0], dict(zip(snakemake.params.models, snakemake.input, strict=True))
+    )

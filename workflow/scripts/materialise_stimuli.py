@@ -4,7 +4,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-from actpipe import pipeline  # noqa: E402
+from actpipe.logs import logging_to
+from actpipe.stimuli import materialise_stimuli
 
-with pipeline.logging_to(snakemake.log[0]):
-    pipeline.materialise_set(snakemake.params.spec, snakemake.output[0])
+with logging_to(snakemake.log[0]):
+    materialise_stimuli(snakemake.params.spec, snakemake.output[0])

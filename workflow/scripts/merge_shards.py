@@ -4,7 +4,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-from actpipe import pipeline  # noqa: E402
+from actpipe.logs import logging_to
+from actpipe.storage import merge_shards
 
-with pipeline.logging_to(snakemake.log[0]):
-    pipeline.merge(list(snakemake.input), snakemake.output[0], snakemake.wildcards.model)
+with logging_to(snakemake.log[0]):
+    merge_shards(list(snakemake.input), snakemake.output[0], snakemake.wildcards.model)

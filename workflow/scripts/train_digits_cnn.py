@@ -4,11 +4,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
-from actpipe import pipeline  # noqa: E402
+from actpipe.logs import logging_to
+from actpipe.models.digits_cnn import train_digits_cnn
 
-with pipeline.logging_to(snakemake.log[0]):
-    pipeline.train_digits(
-        weights=snakemake.output.weights,
-        metadata=snakemake.output.metadata,
-        params=snakemake.params.training,
+with logging_to(snakemake.log[0]):
+    train_digits_cnn(
+        snakemake.output.weights, snakemake.output.metadata, **snakemake.params.training
     )

@@ -95,6 +95,7 @@ def parameter_sets(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def run(args: argparse.Namespace) -> int:
     from ..aggregation import aggregate_clusters
     from ..clustering import cluster_layer
+    from ..names import no_such
     from ..storage.reader import choose_model, get_available_layers, get_available_models
 
     model = choose_model(args.file, get_available_models(args.file), args.model)
@@ -102,10 +103,7 @@ def run(args: argparse.Namespace) -> int:
     layers = args.layers or available
     unknown = [layer for layer in layers if layer not in available]
     if unknown:
-        raise ValueError(
-            f"{args.file}: model {model!r} has no layer {', '.join(unknown)}; "
-            f"its layers: {', '.join(available)}"
-        )
+        raise ValueError(no_such("layer", unknown, available, f"{args.file}: model {model!r}"))
     for name, params in parameter_sets(args).items():
         out = Path(args.out) / model / name
         files = []

@@ -6,7 +6,7 @@ Modules: :mod:`.params` (parameter sets), :mod:`.source` (reading a layer in blo
 :mod:`.quality` (scores), :mod:`.run` (one layer end to end).
 """
 
-from .errors import ClusteringError
+from ..errors import ClusteringError
 from .features import ArrayRows, PreparedRows
 from .methods import METHODS, ClusterMethod, ClusterResult, make_method
 from .params import ParameterSet, resolve_parameter_set

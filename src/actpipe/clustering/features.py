@@ -5,7 +5,7 @@ Steps, in this order (see docs/clustering.md for the exact definitions):
 1. rows: replicate mean per stimulus (default) or every replicate as its own row;
 2. a scan pass: rows holding NaN or inf are an error naming the layer and the rows, or are
    dropped (``nonfinite: drop``, recorded); per-feature mean and variance of the kept rows;
-3. optional standardisation ``(x - mean) / std`` (a constant feature has std 0 and is divided
+3. optional standardization ``(x - mean) / std`` (a constant feature has std 0 and is divided
    by 1, so it becomes 0);
 4. optional reduction to ``n_components`` dimensions: PCA (incremental PCA for streaming
    methods, scikit-learn's PCA for in-memory ones) or truncated SVD (in-memory methods only).
@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import ClusteringError
+from ..errors import ClusteringError
 from .params import FeatureOptions
 from .source import LayerSource
 
@@ -212,13 +212,13 @@ class FeaturePrep:
             return self.in_dim
         return int(self.options.n_components or 0)
 
-    def standardise(self, X: np.ndarray) -> np.ndarray:
+    def standardize(self, X: np.ndarray) -> np.ndarray:
         if self.center is None:
             return X
         return (X - self.center) / self.scale
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        X = self.standardise(X)
+        X = self.standardize(X)
         if self.reducer is not None:
             X = self.reducer.transform(X)
         return np.ascontiguousarray(X, dtype=np.float64)
@@ -233,11 +233,11 @@ class FeaturePrep:
             )
         return d
 
-    def fit_reducer(self, X_standardised: np.ndarray) -> None:
-        """Fit PCA or truncated SVD on the whole (standardised) matrix."""
+    def fit_reducer(self, X_standardized: np.ndarray) -> None:
+        """Fit PCA or truncated SVD on the whole (standardized) matrix."""
         if self.options.reduce == "none":
             return
-        d = self._check_components(X_standardised.shape[0])
+        d = self._check_components(X_standardized.shape[0])
         if self.options.reduce == "pca":
             from sklearn.decomposition import PCA
 
@@ -250,7 +250,7 @@ class FeaturePrep:
                     f"{self.where}: reduce='svd' needs n_components < {self.in_dim} features"
                 )
             self.reducer = TruncatedSVD(n_components=d, random_state=self.options.seed)
-        self.reducer.fit(X_standardised)
+        self.reducer.fit(X_standardized)
 
     def fit_reducer_streaming(self, blocks: Iterator[np.ndarray], n_rows: int) -> None:
         """Fit incremental PCA block by block (each partial fit sees at least d rows)."""
@@ -262,7 +262,7 @@ class FeaturePrep:
 
         d = self._check_components(n_rows)
         self.reducer = IncrementalPCA(n_components=d)
-        for batch in rebatch((self.standardise(b) for b in blocks), max(d, 256), minimum=d):
+        for batch in rebatch((self.standardize(b) for b in blocks), max(d, 256), minimum=d):
             self.reducer.partial_fit(batch)
 
     def describe(self) -> dict[str, Any]:
@@ -281,7 +281,7 @@ class FeaturePrep:
 
 
 class PreparedRows:
-    """:class:`Rows` of one layer: finite rows only, standardised and reduced as configured.
+    """:class:`Rows` of one layer: finite rows only, standardized and reduced as configured.
 
     Row ``i`` is the ``i``-th kept example in storage order; :attr:`examples` maps rows back
     to example indices of the :class:`LayerSource`.
@@ -352,7 +352,7 @@ class PreparedRows:
         if self._loaded is None:
             X = np.empty((self.n, self.prep.in_dim))
             for rows, block in self._kept_blocks(None, transform=False):
-                X[rows] = self.prep.standardise(block)
+                X[rows] = self.prep.standardize(block)
             if self.prep.reducer is None and self.options.reduce != "none":
                 self.prep.fit_reducer(X)
             if self.prep.reducer is not None:

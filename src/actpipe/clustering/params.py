@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ClusteringError
+from ..errors import ClusteringError
 
 COMMON_DEFAULTS: dict[str, Any] = {
     "seed": 0,

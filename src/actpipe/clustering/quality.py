@@ -10,6 +10,7 @@ import numpy as np
 
 from .features import Rows, sample_size
 from .methods.base import cluster_sums
+from .params import COMMON_DEFAULTS
 
 SILHOUETTE_WORKING_MB = 64
 """Memory for the silhouette's chunked pairwise distances (scikit-learn's default is 1 GB)."""
@@ -19,7 +20,7 @@ def layer_quality(
     rows: Rows,
     labels: np.ndarray,
     centroids: np.ndarray,
-    silhouette_sample: int = 5000,
+    silhouette_sample: int = COMMON_DEFAULTS["silhouette_sample"],
     seed: int = 0,
 ) -> dict[str, Any]:
     """Scores of ``labels`` over the prepared rows, streamed in two passes.

@@ -25,8 +25,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .. import __version__
 from .._io import atomic_output
+from .._version import __version__
+from ..errors import ClusteringError
 from ..storage.format import FORMAT_VERSION, decode_attr, encode_attr
 from .features import PreparedRows
 from .methods import ClusterResult, make_method
@@ -49,6 +50,7 @@ def cluster_layer(
 ) -> dict[str, Any]:
     """Cluster ``layer`` of ``model`` in ``activations`` with ``params``; write ``output``.
 
+    The workflow's ``cluster_layer`` rule calls this.
     Streaming methods (minibatch_kmeans, leaders) read the layer in blocks and never hold it;
     the others load the prepared matrix. Returns the attributes written (info, quality, ...).
     """
@@ -57,8 +59,6 @@ def cluster_layer(
     )
     where = f"{activations}: model {model!r}, layer {layer!r}, parameter set {pset.name!r}"
     if pset.features.input == "activations_x_gradients" and gradients is None:
-        from .errors import ClusteringError
-
         raise ClusteringError(f"{where}: input activations_x_gradients needs a gradient file")
     started = time.perf_counter()
     source = LayerSource(
@@ -69,13 +69,14 @@ def cluster_layer(
         gradients=gradients if pset.features.input == "activations_x_gradients" else None,
         block_bytes=pset.features.block_bytes,
     )
-    method = make_method(pset)
-    rows = PreparedRows(source, pset.features, where, streaming=method.streaming)
-    result: ClusterResult = method.fit(rows)
-    fit_seconds = time.perf_counter() - started
-    quality = layer_quality(
-        rows, result.labels, result.centroids, pset.silhouette_sample, pset.seed
-    )
+    with source:
+        method = make_method(pset)
+        rows = PreparedRows(source, pset.features, where, streaming=method.streaming)
+        result: ClusterResult = method.fit(rows)
+        fit_seconds = time.perf_counter() - started
+        quality = layer_quality(
+            rows, result.labels, result.centroids, pset.silhouette_sample, pset.seed
+        )
     log.info(
         "%s: %s, %d clusters on %d x %d rows in %.2f s",
         where,

@@ -3,8 +3,9 @@
 A *row* (an example) is one stimulus (``replicates='mean'``: the mean over its replicate
 exposures) or one exposure (``replicates='each'``: example id ``{stimulus_id}#{replicate}``).
 With ``gradients`` the rows are the element-wise product activations x gradients of a second
-file in the same layout. Every read goes through :mod:`actpipe.storage.reader`, so per-model
-files, joined per-set files and merged shard files all work.
+file in the same layout. The layer is opened once, as a lazy view of the reading API
+(:mod:`actpipe.storage.reader`), so per-model files, joined per-set files and merged shard
+files all work; :meth:`LayerSource.close` (or a ``with`` block) closes it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..storage.reader import get_activation_shape, get_available_images, iter_layer
-from .errors import ClusteringError
+from ..errors import ClusteringError
+from ..storage.lazy import LayerView, LazyActivations
 
 PathLike = str | os.PathLike[str]
 REPLICATE_SEPARATOR = "#"
@@ -42,17 +43,38 @@ class LayerSource:
         self.gradients = None if gradients is None else Path(gradients)
         self.block_bytes = int(block_bytes)
         self.where = f"{self.activations}: model {model!r}, layer {layer!r}"
-        self.stimulus_ids = get_available_images(self.activations, model)
-        self.n_replicates, self.feature_dim = get_activation_shape(self.activations, model, layer)
+        self._files: list[LazyActivations] = []
+        self.view = self._open(self.activations)
+        self.stimulus_ids = self.view.stimulus_ids
+        self.n_replicates, self.feature_dim = self.view.n_replicates, self.view.feature_dim
+        self.gradient_view: LayerView | None = None
         if self.gradients is not None:
-            self._check_gradients()
+            self.gradient_view = self._check_gradients()
         self.n_stimuli = len(self.stimulus_ids)
         self.rows_per_stimulus = self.n_replicates if replicates == "each" else 1
         self.n_examples = self.n_stimuli * self.rows_per_stimulus
         if self.n_stimuli == 0:
             raise ClusteringError(f"{self.where}: the layer has no stimuli")
 
-    def _check_gradients(self) -> None:
+    def _open(self, path: Path) -> LayerView:
+        """The layer of ``path`` as one lazy view, kept open until :meth:`close`."""
+        acts = LazyActivations(path, models=[self.model], cache_bytes=0)
+        self._files.append(acts)
+        return acts[self.model].layer(self.layer)
+
+    def close(self) -> None:
+        """Close the files of the layer (and of the gradients)."""
+        for acts in self._files:
+            acts.close()
+        self._files = []
+
+    def __enter__(self) -> LayerSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_gradients(self) -> LayerView:
         assert self.gradients is not None
         if not self.gradients.exists():
             raise ClusteringError(
@@ -60,14 +82,16 @@ class LayerSource:
                 f"{self.gradients}, which does not exist; produce the gradients first or use "
                 "input: activations"
             )
-        ids = get_available_images(self.gradients, self.model)
-        shape = get_activation_shape(self.gradients, self.model, self.layer)
+        view = self._open(self.gradients)
+        ids = view.stimulus_ids
+        shape = (view.n_replicates, view.feature_dim)
         if ids != self.stimulus_ids or shape != (self.n_replicates, self.feature_dim):
             raise ClusteringError(
                 f"{self.where}: gradient file {self.gradients} does not match the activations "
                 f"(stimulus ids equal: {ids == self.stimulus_ids}; shape {shape} vs "
                 f"{(self.n_replicates, self.feature_dim)})"
             )
+        return view
 
     # ------------------------------------------------------------------ example bookkeeping
 
@@ -101,17 +125,15 @@ class LayerSource:
     # ------------------------------------------------------------------ reading
 
     def _raw_blocks(
-        self, path: Path, ids: list[str] | None
+        self, view: LayerView, ids: list[str] | None
     ) -> Iterator[tuple[list[str], np.ndarray]]:
-        yield from iter_layer(
-            path, self.model, self.layer, ids, dtype=np.float64, block_bytes=self.block_bytes
-        )
+        yield from view.blocks(ids, dtype=np.float64, block_bytes=self.block_bytes)
 
     def _product_blocks(self, ids: list[str] | None) -> Iterator[tuple[list[str], np.ndarray]]:
         """Activations x gradients, re-aligned when the two files are read in other blocks."""
-        assert self.gradients is not None
-        left = self._raw_blocks(self.activations, ids)
-        right = self._raw_blocks(self.gradients, ids)
+        assert self.gradient_view is not None
+        left = self._raw_blocks(self.view, ids)
+        right = self._raw_blocks(self.gradient_view, ids)
         pending_a: tuple[list[str], np.ndarray] | None = None
         pending_g: tuple[list[str], np.ndarray] | None = None
         while True:
@@ -146,8 +168,8 @@ class LayerSource:
             ids = [self.stimulus_ids[i] for i in order]
         raw = (
             self._product_blocks(ids)
-            if self.gradients is not None
-            else self._raw_blocks(self.activations, ids)
+            if self.gradient_view is not None
+            else self._raw_blocks(self.view, ids)
         )
         done = 0
         for block_ids, block in raw:

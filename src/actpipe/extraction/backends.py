@@ -1,8 +1,8 @@
-"""Two ways to run a model on a batch, behind one interface: torch hooks and onnxruntime.
+"""Opening a model for extraction: torch hooks or onnxruntime, behind one interface.
 
-:func:`open_backend` returns a :class:`Backend` whose ``capture`` has ``run(inputs, buffers)``,
-``shapes``, ``applied`` and ``remove()``; loading, jitter, writing and resume in
-:mod:`.run` do not depend on which one it is.
+:func:`open_backend` returns a :class:`Backend` whose ``capture`` is a
+:class:`~.capture.Capture`; loading, jitter, writing and resume in :mod:`.run` do not depend
+on which one it is.
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ from typing import Any
 import torch
 
 from ..devices import select_device
-from ..models import ModelSpec, build_model
-from ..models.layers import check_layer_names, resolve_layer_names
-from .capture import LayerCapture
+from ..models.layers import resolve_layer_names
+from ..models.registry import build_model
+from ..models.spec import ModelSpec
+from .capture import Capture
+from .onnx_capture import OnnxCapture
+from .torch_capture import TorchCapture
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ class Backend:
     """A model ready to capture its layers, and what the run records about it."""
 
     spec: ModelSpec
-    capture: Any
+    capture: Capture
     device: torch.device
     weights: dict[str, Any]
     runtime: dict[str, Any] = field(default_factory=dict)
@@ -93,8 +96,6 @@ def open_backend(
     if spec.channels_last is not None:
         channels_last = bool(spec.channels_last)
     if spec.is_onnx:
-        from ..models.onnx import OnnxCapture
-
         capture = OnnxCapture(spec, cache_dir, str(device), threads)
         resolved = (
             spec.with_layer_names([layer.name for layer in capture.layers])
@@ -119,12 +120,11 @@ def open_backend(
         return Backend(resolved, capture, device, weights, runtime)
     model, weights = build_model(spec)
     names = resolve_layer_names(spec, model)
-    check_layer_names(model, names, spec.name)
     resolved = spec.with_layer_names(names) if spec.auto_layers else spec
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    capture = LayerCapture(model, resolved.layers, spec.name)
+    capture = TorchCapture(model, resolved.layers, spec.name)
     context, applied = autocast_context(autocast, device)
     capture.autocast = context
     runtime = {

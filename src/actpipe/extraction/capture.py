@@ -1,22 +1,39 @@
-"""Capturing named layers in one forward pass with forward hooks, reduced on the fly."""
+"""What the extraction loop runs a batch through: the :class:`Capture` protocol, and the
+reduction of a layer output to one feature vector per exposure.
+
+Two captures implement it: :class:`.torch_capture.TorchCapture` (forward hooks on a torch
+module) and :class:`.onnx_capture.OnnxCapture` (an instrumented ONNX graph in onnxruntime).
+"""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 
-from .._io import did_you_mean
+from ..errors import LayerError
 from ..models.spec import LayerSpec
 
 
-class LayerError(ValueError):
-    """A layer that the model does not have, or whose output cannot be reduced as asked."""
+class Capture(Protocol):
+    """One model ready to give the reduced output of its configured layers for a batch.
 
+    ``run(inputs, buffers)`` does one forward pass and returns ``{layer: (batch,
+    feature_dim)}`` in config order; with ``buffers`` (one ``(max_batch, feature_dim)``
+    float32 CPU tensor per layer) the features are copied into them and views returned.
+    After a run, ``shapes`` holds each layer's output shape without the batch axis and
+    ``applied`` the reduction actually applied. ``remove()`` releases the model.
+    """
 
-class _AllCaptured(Exception):
-    """Raised inside the last hook so the rest of the network is not computed."""
+    layers: list[LayerSpec]
+    shapes: dict[str, tuple[int, ...]]
+    applied: dict[str, str]
+
+    def run(
+        self, inputs: torch.Tensor, buffers: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]: ...
+
+    def remove(self) -> None: ...
 
 
 def first_tensor(output: object) -> torch.Tensor:
@@ -55,90 +72,3 @@ def reduce_output(x: torch.Tensor, how: str, layer: str) -> tuple[torch.Tensor, 
     if how == "max":
         return x.amax(dim=dims), "max"
     raise LayerError(f"layer {layer!r}: unknown reduce {how!r}")
-
-
-class LayerCapture:
-    """Forward hooks on named modules that keep each module's reduced output.
-
-    Use :meth:`run` to do one forward pass and get ``{layer: (batch, feature_dim)}`` plus
-    the per-example original shapes. The forward pass stops as soon as every layer has
-    been captured, so modules after the last requested layer are not computed.
-    """
-
-    def __init__(self, model: torch.nn.Module, layers: Sequence[LayerSpec], model_name: str):
-        modules = dict(model.named_modules())
-        for layer in layers:
-            if layer.name not in modules or layer.name == "":
-                names = [n for n in modules if n]
-                raise LayerError(
-                    f"model {model_name!r} has no layer {layer.name!r}; "
-                    + did_you_mean(layer.name, names, "layer names")
-                    + " (run `actpipe layers` to list them all)"
-                )
-        self.model = model
-        self.model_name = model_name
-        self.layers = list(layers)
-        self.features: dict[str, torch.Tensor] = {}
-        self.buffers: dict[str, torch.Tensor] | None = None
-        self.shapes: dict[str, tuple[int, ...]] = {}
-        self.applied: dict[str, str] = {}
-        self.early_stop = True
-        self.autocast = contextlib.nullcontext
-        self._handles = [
-            modules[layer.name].register_forward_hook(self._hook(layer)) for layer in self.layers
-        ]
-
-    def _hook(self, layer: LayerSpec):
-        def hook(module, inputs, output):
-            if layer.name in self.features:
-                raise LayerError(
-                    f"model {self.model_name!r}: module {layer.name!r} runs more than once per "
-                    "forward pass, so its output is ambiguous; choose one of its submodules"
-                )
-            x = first_tensor(output).detach()
-            features, applied = reduce_output(x, layer.reduce, layer.name)
-            if self.buffers is not None:
-                # Copy into a reused host buffer: the layer output can be freed at once and
-                # its memory reused by the rest of the forward pass.
-                target = self.buffers[layer.name][: features.shape[0]]
-                target.copy_(features)
-                features = target
-            elif features.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
-                # A view of the output: a later in-place op (ReLU(inplace=True)) would
-                # change it.
-                features = features.clone()
-            self.features[layer.name] = features
-            self.shapes[layer.name] = tuple(x.shape[1:])
-            self.applied[layer.name] = applied
-            if self.early_stop and len(self.features) == len(self.layers):
-                raise _AllCaptured
-
-        return hook
-
-    def run(
-        self, inputs: torch.Tensor, buffers: dict[str, torch.Tensor] | None = None
-    ) -> dict[str, torch.Tensor]:
-        """One forward pass; returns the reduced features of every layer, in config order.
-
-        With ``buffers`` (one ``(max_batch, feature_dim)`` float32 CPU tensor per layer) the
-        features are copied into them and views of the buffers are returned.
-        """
-        self.features = {}
-        self.buffers = buffers
-        try:
-            with self.autocast():
-                self.model(inputs)
-        except _AllCaptured:
-            pass
-        missing = [layer.name for layer in self.layers if layer.name not in self.features]
-        if missing:
-            raise LayerError(
-                f"model {self.model_name!r}: layer(s) {missing} did not run in the forward pass; "
-                "pick modules on the model's forward path"
-            )
-        return {layer.name: self.features[layer.name] for layer in self.layers}
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []

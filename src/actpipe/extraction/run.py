@@ -12,7 +12,7 @@ import logging
 import os
 import platform
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models import ModelSpec
-from ..models.spec import AUTOCAST
+from ..errors import StimulusError
+from ..models.spec import AUTOCAST, ModelSpec
 from ..preprocess import Jitter, expose, prepare_image
-from ..stimuli import StimulusError, StimulusSet
+from ..stimuli import StimulusSet, load_stimulus_folder
 from ..storage import ActivationWriter, StorageOptions
 from .backends import open_backend
 from .runtime import set_deterministic, tune_malloc
@@ -163,7 +163,7 @@ def resume_key(
     weights_sha256: str | None = None,
 ) -> str:
     """What must be equal for a partial file to be continued instead of started over."""
-    from .. import __version__
+    from .._version import __version__
 
     description = {
         "weights_sha256": weights_sha256,
@@ -209,20 +209,30 @@ def _prefetch(iterator: Iterator[Batch], pool: ThreadPoolExecutor) -> Iterator[B
 
 def extract_activations(
     spec: ModelSpec,
-    stimuli: StimulusSet,
+    stimuli: StimulusSet | str | os.PathLike[str],
     output: str | os.PathLike[str],
     options: ExtractionOptions | None = None,
     stimulus_set: str = "",
     cache_dir: str | os.PathLike[str] | None = None,
     threads: int | None = None,
+    rows: Sequence[int] | None = None,
 ) -> Path:
     """Expose ``spec``'s model to every stimulus and write ``output`` (layer-major HDF5).
 
-    All layers are captured in one forward pass per batch (torch under
-    ``torch.inference_mode``, or onnxruntime for ``onnx`` models). The output appears only
-    when complete (temporary file renamed at the end). ``cache_dir`` holds instrumented ONNX
-    models (default: beside the .onnx file); ``threads`` limits onnxruntime's threads.
+    The workflow's ``extract_activations`` rule calls this. ``stimuli`` is a
+    :class:`StimulusSet` or a stimulus folder; ``rows = [start, stop)`` takes only those
+    stimuli (one shard of the set). All layers are captured in one forward pass per batch
+    (torch under ``torch.inference_mode``, or onnxruntime for ``onnx`` models). The output
+    appears only when complete (temporary file renamed at the end). ``cache_dir`` holds
+    instrumented ONNX models (default: beside the .onnx file); ``threads`` sets the number of
+    threads of torch and onnxruntime.
     """
+    if not isinstance(stimuli, StimulusSet):
+        stimuli = load_stimulus_folder(stimuli)
+    if rows is not None:
+        stimuli = stimuli.subset(int(rows[0]), int(rows[1]))
+    if threads:
+        torch.set_num_threads(int(threads))
     options = options or ExtractionOptions()
     malloc_tuned = tune_malloc() if options.tune_malloc else False
     backend = open_backend(

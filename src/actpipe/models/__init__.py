@@ -1,23 +1,28 @@
-"""Models: config blocks (:mod:`.spec`), the registry of sources, weights, layers, ONNX."""
+"""Models: config blocks (:mod:`.spec`), the registry of sources (:mod:`.registry`), weights
+(:mod:`.weights`), layer discovery (:mod:`.layers`), ONNX graphs (:mod:`.onnx`), checks before a
+run (:mod:`.check`), and the package's own architectures (:mod:`.cornet`, :mod:`.digits_cnn`)."""
 
-from .layers import LayerInfo, auto_layer_names, list_layers, resolve_layer_names
+from ..errors import LayerError, ModelError, WeightsError
+from .check import check_model, check_models
+from .layers import LayerCandidate, auto_layer_names, list_layers, resolve_layer_names
 from .registry import (
     ACTPIPE_MODELS,
+    SOURCE_NAMES,
     SOURCES,
     build_model,
     build_skeleton,
     check_architecture,
-    check_model,
 )
-from .spec import REDUCTIONS, SOURCE_NAMES, LayerSpec, ModelError, ModelSpec
-from .weights import WeightsError, read_checkpoint, state_dict_sha256
+from .spec import REDUCTIONS, LayerSpec, ModelSpec
+from .weights import read_checkpoint, state_dict_sha256
 
 __all__ = [
     "ACTPIPE_MODELS",
     "REDUCTIONS",
     "SOURCES",
     "SOURCE_NAMES",
-    "LayerInfo",
+    "LayerCandidate",
+    "LayerError",
     "LayerSpec",
     "ModelError",
     "ModelSpec",
@@ -27,6 +32,7 @@ __all__ = [
     "build_skeleton",
     "check_architecture",
     "check_model",
+    "check_models",
     "list_layers",
     "read_checkpoint",
     "resolve_layer_names",

@@ -120,8 +120,9 @@ def train_digits_cnn(
 ) -> dict[str, Any]:
     """Train :class:`DigitsCNN`, write its weights (.safetensors) and metadata (JSON).
 
-    The held-out accuracy (stratified split of ``held_out``) is recorded in the metadata;
-    training fails when it stays below ``min_accuracy``. Returns the metadata.
+    The workflow's ``train_digits_cnn`` rule calls this. The held-out accuracy (stratified
+    split of ``held_out``) is recorded in the metadata; training fails when it stays below
+    ``min_accuracy``. Returns the metadata.
     """
     from safetensors.torch import save_file
 
@@ -198,3 +199,21 @@ def train_digits_cnn(
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
+
+
+def export_digits_cnn(
+    weights: str | os.PathLike[str],
+    metadata: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+) -> Path:
+    """The trained network as ONNX, its layers (:data:`LAYERS`) as tensors named after the
+    torch modules, so the same layer names select the same activations through torch and
+    onnxruntime. The workflow's ``export_digits_cnn`` rule calls this."""
+    from .onnx import export_onnx
+    from .weights import load_state_dict, read_checkpoint
+
+    info = read_metadata(metadata)
+    where = f"digits CNN {str(weights)!r}"
+    model = DigitsCNN()
+    load_state_dict(model, read_checkpoint(weights, where), strict=True, where=where)
+    return export_onnx(model.eval(), output, int(info["input_size"]), LAYERS)

@@ -18,19 +18,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._io import did_you_mean
+from ..errors import LayerError
+from ..names import no_such
+from .onnx import auto_tensor_names, load_graph, tensor_shapes
+from .registry import build_model
 from .spec import ModelSpec
+
+LIST_HINT = "run `actpipe layers` to list them all"
 
 
 @dataclass(frozen=True)
-class LayerInfo:
-    """One hookable module (or ONNX tensor): name, type and output shape without batch."""
+class LayerCandidate:
+    """One module (or ONNX tensor) that could be captured: name, type, output shape without
+    the batch axis, and how often it runs per forward pass."""
 
     name: str
     kind: str
@@ -93,20 +99,16 @@ def resolve_layer_names(spec: ModelSpec, model: nn.Module) -> list[str]:
 
 
 def check_layer_names(model: nn.Module, names: Sequence[str], model_name: str) -> None:
-    """Raise ``LayerError`` (with close names) for a name that is not a module of ``model``."""
-    from ..extraction.capture import LayerError
-
-    modules = {n for n, _ in model.named_modules() if n}
+    """Raise :class:`LayerError` (with close names) for a name that is not a module of
+    ``model`` (the empty name, the model itself, is not a layer)."""
+    modules = [n for n, _ in model.named_modules() if n]
+    known = set(modules)
     for name in names:
-        if name not in modules:
-            raise LayerError(
-                f"model {model_name!r} has no layer {name!r}; "
-                + did_you_mean(name, sorted(modules), "layer names")
-                + " (run `actpipe layers` to list them all)"
-            )
+        if name not in known:
+            raise LayerError(no_such("layer", name, modules, f"model {model_name!r}", LIST_HINT))
 
 
-def list_torch_layers(model: nn.Module, size: int, channels: int = 3) -> list[LayerInfo]:
+def list_torch_layers(model: nn.Module, size: int, channels: int = 3) -> list[LayerCandidate]:
     """Every named module, its type and output shape on one ``(1, 3, size, size)`` input."""
     shapes: dict[str, tuple[int, ...] | None] = {}
     calls: dict[str, int] = {}
@@ -130,13 +132,13 @@ def list_torch_layers(model: nn.Module, size: int, channels: int = 3) -> list[La
         for handle in handles:
             handle.remove()
     return [
-        LayerInfo(name, type(module).__name__, shapes.get(name), calls.get(name, 0))
+        LayerCandidate(name, type(module).__name__, shapes.get(name), calls.get(name, 0))
         for name, module in model.named_modules()
         if name
     ]
 
 
-def list_layers(spec: ModelSpec) -> tuple[list[LayerInfo], list[str]]:
+def list_layers(spec: ModelSpec) -> tuple[list[LayerCandidate], list[str]]:
     """All layers of ``spec``'s model with output shapes, and the ``layers: auto`` choice.
 
     Torch models are built with seeded random weights (the shapes do not depend on the
@@ -144,16 +146,10 @@ def list_layers(spec: ModelSpec) -> tuple[list[LayerInfo], list[str]]:
     """
     size = spec.preprocess.size or 224
     if spec.is_onnx:
-        from .onnx import auto_tensor_names, load_graph, tensor_shapes
-
         graph = load_graph(spec.arch, f"model {spec.name!r}")
         kinds = {out: node.op_type for node in graph.graph.node for out in node.output}
         auto = auto_tensor_names(graph)
         shapes = tensor_shapes(spec.arch, spec.preprocess.size)
-        return [LayerInfo(n, kinds.get(n, "?"), s) for n, s in shapes.items()], auto
-    from dataclasses import replace
-
-    from .registry import build_model
-
+        return [LayerCandidate(n, kinds.get(n, "?"), s) for n, s in shapes.items()], auto
     model, _ = build_model(replace(spec, weights="random"))
     return list_torch_layers(model, size), auto_layer_names(model, spec.source, spec.arch)

@@ -2,8 +2,9 @@
 
 The configured layers of an ``onnx`` model are names of tensors in its graph. actpipe copies
 the graph with those tensors added as graph outputs (the *instrumented* model), caches the
-copy under a name keyed by the source file's sha256 and the layer list, and runs it with
-onnxruntime (CUDA provider when present and asked for, CPU otherwise).
+copy under a name keyed by the source file's sha256 and the layer list, and opens it with
+onnxruntime (CUDA provider when present and asked for, CPU otherwise);
+:class:`actpipe.extraction.onnx_capture.OnnxCapture` runs it.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._io import atomic_output, did_you_mean, sha256_file
-from .spec import ModelError, ModelSpec
+from .._io import atomic_output, sha256_file
+from ..errors import ModelError
+from ..names import no_such
+
+if TYPE_CHECKING:
+    from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +89,13 @@ def check_tensor_names(model: Any, names: Sequence[str], where: str) -> None:
     for name in names:
         if name not in known:
             raise ModelError(
-                f"{where}: the ONNX graph has no tensor {name!r}; "
-                + did_you_mean(name, available, "tensor names")
-                + " (run `actpipe layers` on the model to list them all)"
+                no_such(
+                    "tensor",
+                    name,
+                    available,
+                    where,
+                    "run `actpipe layers` on the model to list them all",
+                )
             )
 
 
@@ -329,63 +338,3 @@ def export_onnx(
         for handle in handles:
             handle.remove()
     return path
-
-
-class OnnxCapture:
-    """The onnxruntime counterpart of :class:`actpipe.extraction.LayerCapture`.
-
-    :meth:`run` feeds one batch to the instrumented model and returns the reduced output of
-    every layer, in config order; ``shapes`` and ``applied`` are filled as for torch.
-    """
-
-    def __init__(
-        self,
-        spec: ModelSpec,
-        cache_dir: str | os.PathLike[str] | None = None,
-        device: str = "cpu",
-        threads: int | None = None,
-    ):
-        where = f"model {spec.name!r}"
-        graph = load_graph(spec.arch, where)
-        layers = resolve_onnx_layers(spec, graph)
-        check_tensor_names(graph, layers, where)
-        check_input_size(spec, graph)
-        self.input_name, _ = graph_input(graph)
-        del graph
-        self.model_name = spec.name
-        self.layers = list(
-            spec.with_layer_names(layers).layers if spec.auto_layers else spec.layers
-        )
-        self.source_sha256 = sha256_file(spec.arch)
-        self.path = instrument(
-            spec, [layer.name for layer in self.layers], cache_dir, self.source_sha256
-        )
-        self.session = open_session(self.path, device, threads)
-        self.providers = list(self.session.get_providers())
-        self.shapes: dict[str, tuple[int, ...]] = {}
-        self.applied: dict[str, str] = {}
-
-    def run(self, inputs: Any, buffers: dict[str, Any] | None = None) -> dict[str, Any]:
-        import torch
-
-        from ..extraction.capture import reduce_output
-
-        array = inputs.detach().cpu().float().contiguous().numpy()
-        outputs = self.session.run([layer.name for layer in self.layers], {self.input_name: array})
-        features: dict[str, torch.Tensor] = {}
-        for layer, out in zip(self.layers, outputs, strict=True):
-            x = torch.from_numpy(np.asarray(out, dtype=np.float32))
-            if x.dim() == 1:
-                x = x[:, None]
-            reduced, applied = reduce_output(x, layer.reduce, layer.name)
-            if buffers is not None:
-                target = buffers[layer.name][: reduced.shape[0]]
-                target.copy_(reduced)
-                reduced = target
-            features[layer.name] = reduced
-            self.shapes[layer.name] = tuple(x.shape[1:])
-            self.applied[layer.name] = applied
-        return features
-
-    def remove(self) -> None:
-        self.session = None

@@ -7,7 +7,8 @@ Sources of torch modules, looked up by the ``source`` key of a model block:
 - ``actpipe``: the package's own architectures (:data:`ACTPIPE_MODELS`: CORnet-S, the digits CNN);
 - ``python``: ``module:function`` or ``path/to/file.py:function`` returning a ``torch.nn.Module``.
 
-``onnx`` models are not torch modules: :mod:`.onnx` instruments and runs them.
+``onnx`` models are not torch modules: :mod:`.onnx` instruments them and
+:mod:`actpipe.extraction.onnx_capture` runs them. :data:`SOURCE_NAMES` lists every source.
 """
 
 from __future__ import annotations
@@ -19,21 +20,22 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .._io import did_you_mean
-from .spec import ModelError, ModelSpec
+from ..errors import ModelError, WeightsError
+from ..names import did_you_mean
 from .weights import (
-    WeightsError,
-    check_state_dict,
     describe_weights_file,
     load_state_dict,
     read_checkpoint,
     select_prefix,
     state_dict_sha256,
 )
+
+if TYPE_CHECKING:
+    from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +77,11 @@ def _timm_build(arch: str, pretrained: bool, kwargs: dict[str, Any]) -> torch.nn
     return timm.create_model(arch, pretrained=pretrained, **kwargs)
 
 
-def _actpipe_models() -> dict[str, Callable[..., torch.nn.Module]]:
-    from .cornet import cornet_s
-    from .digits_cnn import DigitsCNN
-
-    return {"cornet_s": cornet_s, "digits_cnn": DigitsCNN}
-
-
-ACTPIPE_MODELS = ("cornet_s", "digits_cnn")
+ACTPIPE_MODELS: dict[str, str] = {
+    "cornet_s": "actpipe.models.cornet:cornet_s",
+    "digits_cnn": "actpipe.models.digits_cnn:DigitsCNN",
+}
+"""The package's own architectures: name -> ``module:constructor`` (imported when built)."""
 
 
 def _actpipe_build(arch: str, pretrained: bool, kwargs: dict[str, Any]) -> torch.nn.Module:
@@ -90,7 +89,7 @@ def _actpipe_build(arch: str, pretrained: bool, kwargs: dict[str, Any]) -> torch
         raise WeightsError(
             f"actpipe's own {arch!r} has no download; set 'weights:' to a local checkpoint file"
         )
-    return _actpipe_models()[arch](**kwargs)
+    return import_function(ACTPIPE_MODELS[arch])(**kwargs)
 
 
 def import_function(target: str) -> Callable[..., Any]:
@@ -144,6 +143,11 @@ SOURCES: dict[str, Source] = {
     "actpipe": Source(lambda: list(ACTPIPE_MODELS), _actpipe_build, has_pretrained=False),
     "python": Source(None, _python_build, has_pretrained=False),
 }
+"""The sources of torch modules, by the name a model block's ``source`` key gives."""
+
+ONNX_SOURCE = "onnx"
+SOURCE_NAMES: tuple[str, ...] = (*SOURCES, ONNX_SOURCE)
+"""Every value of a model block's ``source`` key (the config schema lists the same)."""
 
 
 def get_source(spec: ModelSpec) -> Source:
@@ -256,32 +260,3 @@ def build_skeleton(spec: ModelSpec) -> torch.nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(spec.seed)
             return _instantiate(spec, False).eval()
-
-
-def check_model(spec: ModelSpec) -> dict[str, Any]:
-    """Everything about a model block that can be checked before any image is read.
-
-    The architecture exists (close names otherwise), the python function imports and returns
-    a module, the configured layers exist, and a local checkpoint matches the architecture
-    (keys and shapes). ONNX entries are parsed and their tensor names checked. Raises
-    :class:`ModelError`/:class:`WeightsError`/``LayerError`` naming the model entry; returns
-    a summary with the resolved layer names.
-    """
-    from .layers import check_layer_names, resolve_layer_names
-
-    if spec.is_onnx:
-        from .onnx import check_onnx
-
-        return check_onnx(spec)
-    model = build_skeleton(spec)
-    layers = resolve_layer_names(spec, model)
-    check_layer_names(model, layers, spec.name)
-    summary: dict[str, Any] = {"source": spec.source, "arch": spec.arch, "layers": layers}
-    if spec.weights not in ("random", "pretrained"):
-        where = f"model {spec.name!r}"
-        state = select_prefix(
-            read_checkpoint(spec.weights, where, mmap=True), spec.weights_prefix, where
-        )
-        check_state_dict(model, state, spec.strict, where)
-        summary["weights"] = str(Path(spec.weights).resolve())
-    return summary

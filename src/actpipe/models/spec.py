@@ -5,16 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..errors import ModelError
 from ..preprocess import Preprocess, resolve_preprocess
+from .registry import SOURCE_NAMES
 
 REDUCTIONS = ("flatten", "mean", "max", "cls")
 AUTOCAST = ("none", "bf16", "fp16")
-SOURCE_NAMES = ("torchvision", "timm", "actpipe", "python", "onnx")
 AUTO = "auto"
 
-
-class ModelError(ValueError):
-    """A model block that cannot be turned into a model."""
+__all__ = ["AUTO", "AUTOCAST", "REDUCTIONS", "SOURCE_NAMES", "LayerSpec", "ModelError", "ModelSpec"]
 
 
 @dataclass(frozen=True)
@@ -29,8 +28,8 @@ class LayerSpec:
 class ModelSpec:
     """Everything needed to build one model of the panel and extract its layers.
 
-    ``layers`` is empty when the block says ``layers: auto``; :func:`..layers.resolve_layers`
-    then picks the family's default list (``auto_layers`` is true).
+    ``layers`` is empty when the block says ``layers: auto`` (``auto_layers`` is true);
+    :func:`actpipe.models.layers.resolve_layer_names` then picks the family's default list.
     """
 
     name: str

@@ -13,13 +13,10 @@ from typing import Any
 import torch
 
 from .._io import sha256_file
+from ..errors import WeightsError
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 STATE_DICT_KEYS = ("state_dict", "model", "model_state_dict", "module")
-
-
-class WeightsError(ValueError):
-    """Weights that cannot be loaded into the configured model."""
 
 
 def state_dict_sha256(module: torch.nn.Module) -> str:
@@ -153,7 +150,3 @@ def load_state_dict(
 
 def describe_weights_file(path: str | Path) -> dict[str, Any]:
     return {"path": str(Path(path).resolve()), "sha256": sha256_file(path)}
-
-
-def is_weights_path(value: str) -> bool:
-    return value.endswith(CHECKPOINT_SUFFIXES) or "/" in value or Path(value).exists()

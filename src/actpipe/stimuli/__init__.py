@@ -1,12 +1,15 @@
 """Stimulus sources: folders of images and the generated sets that materialise as folders.
 
 Every set reaches extraction through the same folder code path: generated sets are first
-written as a PNG folder with a ``labels.csv`` by :func:`materialise_stimuli`.
+written as a PNG folder with a ``labels.csv`` by :func:`materialise_stimuli` (the workflow's
+rule of that name). :mod:`.folder` lists and decodes images, :mod:`.labels` reads
+``labels.csv``, :mod:`.gratings` and :mod:`.digits` generate sets.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -15,49 +18,51 @@ from typing import Any
 
 import numpy as np
 
-from .folder import (
-    LABELS_FILE,
-    StimulusError,
-    StimulusSet,
-    list_images,
-    load_rgb,
-    load_stimulus_folder,
-)
+from ..errors import StimulusError
+from .folder import StimulusSet, list_images, load_rgb, load_stimulus_folder
+from .labels import LABELS_FILE, label_columns, read_labels
 
-GENERATED_SOURCES = ("gratings", "digits")
+GENERATORS: dict[str, str] = {
+    "gratings": "actpipe.stimuli.gratings:generate_gratings",
+    "digits": "actpipe.stimuli.digits:generate_digits",
+}
+"""Generated sources: config ``source`` -> ``module:function`` yielding the set's items."""
+
+log = logging.getLogger(__name__)
 
 __all__ = [
-    "GENERATED_SOURCES",
+    "GENERATORS",
+    "LABELS_FILE",
     "StimulusError",
     "StimulusSet",
     "generated_items",
+    "label_columns",
     "list_images",
     "load_rgb",
     "load_stimulus_folder",
     "materialise_stimuli",
+    "read_labels",
 ]
 
 
 def generated_items(spec: dict[str, Any]) -> Iterator[tuple[str, np.ndarray, dict[str, Any]]]:
     """The ``(stimulus_id, uint8 image, labels)`` items of a generated set's config block."""
+    import importlib
+
     source = spec["source"]
     options = {k: v for k, v in spec.items() if k not in ("source", "shard_size")}
-    if source == "gratings":
-        from .gratings import generate_gratings
-
-        return generate_gratings(**options)
-    if source == "digits":
-        from .digits import generate_digits
-
-        return generate_digits(**options)
-    raise StimulusError(
-        f"unknown generated stimulus source {source!r}; choose one of {GENERATED_SOURCES}"
-    )
+    if source not in GENERATORS:
+        raise StimulusError(
+            f"unknown generated stimulus source {source!r}; choose one of {list(GENERATORS)}"
+        )
+    module, _, function = GENERATORS[source].partition(":")
+    return getattr(importlib.import_module(module), function)(**options)
 
 
 def materialise_stimuli(spec: dict[str, Any], out_dir: str | os.PathLike[str]) -> StimulusSet:
     """Write a generated set as PNG files plus ``labels.csv`` into ``out_dir``.
 
+    The workflow's ``materialise_stimuli`` rule calls this.
     The folder is built under a temporary name and renamed when complete, so an interrupted
     run never leaves a half-written set behind.
     """
@@ -83,4 +88,6 @@ def materialise_stimuli(spec: dict[str, Any], out_dir: str | os.PathLike[str]) -
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return load_stimulus_folder(out_dir)
+    stimuli = load_stimulus_folder(out_dir)
+    log.info("wrote %d stimuli to %s", len(stimuli), out_dir)
+    return stimuli

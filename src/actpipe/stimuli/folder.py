@@ -1,8 +1,7 @@
-"""Stimulus folders: listing images, reading ``labels.csv`` and decoding images to RGB."""
+"""Stimulus folders: listing images, attaching their labels and decoding images to RGB."""
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from dataclasses import dataclass, field
@@ -10,14 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import StimulusError
+from .labels import label_columns
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-LABELS_FILE = "labels.csv"
-
-
-class StimulusError(ValueError):
-    """A stimulus folder or image that cannot be used as it is."""
 
 
 @dataclass
@@ -71,51 +68,12 @@ def list_images(root: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-def read_labels(path: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
-    """``labels.csv`` as ``{stimulus_id: {column: value}}``; needs a ``stimulus_id`` column."""
-    path = Path(path)
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or "stimulus_id" not in reader.fieldnames:
-            raise StimulusError(
-                f"{path}: the first line must name the columns, one of them 'stimulus_id' "
-                f"(found {reader.fieldnames})"
-            )
-        rows: dict[str, dict[str, str]] = {}
-        for line, row in enumerate(reader, start=2):
-            sid = row.pop("stimulus_id")
-            if sid in rows:
-                raise StimulusError(f"{path}:{line}: stimulus_id {sid!r} appears twice")
-            rows[sid] = {k: v for k, v in row.items() if k is not None}
-    return rows
-
-
 def load_stimulus_folder(root: str | os.PathLike[str]) -> StimulusSet:
     """List a folder's images and attach the columns of its ``labels.csv`` when present."""
     root = Path(root)
     paths = list_images(root)
     ids = [p.stem for p in paths]
-    labels: dict[str, list[str]] = {}
-    labels_path = root / LABELS_FILE
-    if labels_path.exists():
-        rows = read_labels(labels_path)
-        missing = [sid for sid in ids if sid not in rows]
-        if missing:
-            raise StimulusError(
-                f"{labels_path}: no row for {len(missing)} image(s), e.g. {missing[:5]}; "
-                "add them or remove labels.csv"
-            )
-        extra = sorted(set(rows) - set(ids))
-        if extra:
-            log.warning(
-                "%s: %d label row(s) without an image ignored, e.g. %s",
-                labels_path,
-                len(extra),
-                extra[:5],
-            )
-        columns = list(next(iter(rows.values())).keys()) if rows else []
-        labels = {col: [rows[sid].get(col, "") for sid in ids] for col in columns}
-    return StimulusSet(root, ids, paths, labels)
+    return StimulusSet(root, ids, paths, label_columns(root, ids))
 
 
 def load_rgb(path: str | os.PathLike[str], background: tuple[float, float, float]) -> np.ndarray:

@@ -1,7 +1,10 @@
-"""The HDF5 storage format: layout constants, the writer and the per-set join."""
+"""The HDF5 storage format: layout constants (:mod:`.format`), writing (:mod:`.writer`), the
+per-set join (:mod:`.join`) and shard merge (:mod:`.shards`), reading (:mod:`.reader` and the
+modules behind it), conversion, appending and validation."""
 
-from .format import FORMAT_VERSION, FormatError, StorageOptions, decode_attr, layer_path
-from .join import join_models
+from ..errors import FormatError
+from .format import FORMAT_VERSION, StorageOptions, decode_attr, layer_path
+from .join import join_activations
 from .shards import merge_shards
 from .writer import ActivationWriter
 
@@ -11,7 +14,7 @@ __all__ = [
     "FormatError",
     "StorageOptions",
     "decode_attr",
-    "join_models",
+    "join_activations",
     "layer_path",
     "merge_shards",
 ]

@@ -29,28 +29,28 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .._io import atomic_output, did_you_mean
+from .._io import atomic_output
+from ..errors import ActivationKeyError, FormatError
+from ..names import no_such
+from .blocks import READ_BLOCK_BYTES
+from .files import (
+    check_file,
+    check_version,
+    choose_model,
+    data_file,
+    dataset_names,
+    model_names,
+)
 from .format import (
     JITTER,
     LAYERS_GROUP,
     LAYOUT,
     STIMULUS_IDS,
-    FormatError,
     chunk_shape,
     decode_attr,
     encode_attr,
 )
-from .reader import (
-    READ_BLOCK_BYTES,
-    ActivationKeyError,
-    LazyActivations,
-    check_file,
-    check_version,
-    choose_model,
-    dataset_names,
-    get_available_models,
-    model_names,
-)
+from .lazy import LazyActivations, get_available_models
 from .writer import producer
 
 PathLike = str | os.PathLike[str]
@@ -188,27 +188,13 @@ def _copy_model(src: h5py.Group, f: h5py.File, name: str, block_bytes: int) -> N
 # --------------------------------------------------------------------------- new stimuli
 
 
-def data_file(path: PathLike, model: str) -> Path:
-    """The file holding ``model``'s datasets: ``path`` or, in a per-set file, the link target."""
-    path = check_file(path)
-    with h5py.File(path, "r") as f:
-        names = model_names(f)
-        if model not in names:
-            hint = did_you_mean(model, names, "models")
-            raise ActivationKeyError(f"{path}: no model {model!r}; {hint}")
-        link = f.get(model, getlink=True)
-    if isinstance(link, h5py.ExternalLink):
-        return (path.parent / link.filename).resolve()
-    return path
-
-
 class _Extension:
     """New rows for every layer of one model: written first, committed by the ids."""
 
     def __init__(self, f: h5py.File, path: Path, model: str, new_ids: Sequence[str]) -> None:
         _layer_major(f, path)
         if model not in f:
-            raise ActivationKeyError(f"{path}: no model {model!r}")
+            raise ActivationKeyError(no_such("model", model, model_names(f), str(path)))
         self.where = f"{path}: model {model!r}"
         self.group = group = f[model]
         ids_dset = group[STIMULUS_IDS]
@@ -242,10 +228,7 @@ class _Extension:
         """Rows ``offset:offset+len(values)`` of the new stimuli for ``layer``."""
         dset = self.layers.get(layer)
         if dset is None:
-            raise ActivationKeyError(
-                f"{self.where}: no layer {layer!r}; "
-                f"{did_you_mean(layer, list(self.layers), 'layers')}"
-            )
+            raise ActivationKeyError(no_such("layer", layer, list(self.layers), self.where))
         values = np.asarray(values)
         if values.shape[1:] != dset.shape[1:] or offset + len(values) > self.k:
             raise ValueError(

@@ -22,24 +22,21 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .._io import atomic_output, did_you_mean
+from .._io import atomic_output
+from ..errors import ActivationKeyError, FormatError
+from ..names import no_such
+from .blocks import READ_BLOCK_BYTES
+from .files import dataset_names
 from .format import (
     FORMAT_VERSION,
     JITTER_FIELDS,
     LAYOUT,
     PER_STIMULUS,
-    FormatError,
     StorageOptions,
     encode_attr,
 )
-from .join import join_models
-from .reader import (
-    READ_BLOCK_BYTES,
-    ActivationKeyError,
-    LazyActivations,
-    LazyModel,
-    dataset_names,
-)
+from .join import join_activations
+from .lazy import LazyActivations, LazyModel
 from .writer import ActivationWriter, producer
 
 PathLike = str | os.PathLike[str]
@@ -55,9 +52,7 @@ def _choose_models(acts: LazyActivations, models: Sequence[str] | None) -> list[
         return names
     for model in models:
         if model not in names:
-            raise ActivationKeyError(
-                f"{acts.path}: no model {model!r}; {did_you_mean(model, names, 'models')}"
-            )
+            raise ActivationKeyError(no_such("model", model, names, str(acts.path)))
     return list(models)
 
 
@@ -158,7 +153,7 @@ def import_per_stimulus(
             model: _import_model(acts[model], folder / f"{model}.h5", options, block_bytes)
             for model in chosen
         }
-    join_models(out, files)
+    join_activations(out, files)
     return files
 
 

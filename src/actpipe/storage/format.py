@@ -20,6 +20,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 FORMAT_VERSION = 1
 LAYOUT = "layer-major"
 PER_STIMULUS = "per-stimulus"  # the older layout /{model}/{stimulus_id}/{layer} (read, export)
@@ -30,10 +32,6 @@ JITTER_FIELDS = ("dx_px", "dy_px", "rotation_deg", "scale")
 TARGET_CHUNK_BYTES = 1 << 20
 COMPRESSIONS = ("none", "lzf", "gzip")
 DTYPES = ("float32", "float16")
-
-
-class FormatError(ValueError):
-    """A file that does not follow actpipe's HDF5 layout (or a newer one)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +109,14 @@ def decode_attr(value: Any) -> Any:
             return json.loads(value)
         except (TypeError, ValueError):
             return value
+    return value
+
+
+def decode_value(value: Any) -> Any:
+    """An attribute as plain Python: JSON text decoded, numpy scalars and arrays as lists."""
+    value = decode_attr(value)
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
     return value
 
 

@@ -12,10 +12,12 @@ from .format import FORMAT_VERSION, LAYOUT, encode_attr
 from .writer import producer
 
 
-def join_models(
+def join_activations(
     out_path: str | os.PathLike[str], model_files: dict[str, str | os.PathLike[str]]
 ) -> Path:
     """Write ``out_path`` with one external link ``/{model}`` per entry of ``model_files``.
+
+    The workflow's ``join_activations`` rule calls this (the per-set file).
 
     Link targets are stored relative to ``out_path``'s directory, so the results folder can
     be moved or copied as a whole. HDF5 resolves them relative to the joining file.

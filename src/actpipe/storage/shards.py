@@ -15,13 +15,13 @@ import h5py
 import numpy as np
 
 from .._io import atomic_output
+from ..errors import FormatError
 from .format import (
     FORMAT_VERSION,
     JITTER,
     LAYERS_GROUP,
     LAYOUT,
     STIMULUS_IDS,
-    FormatError,
     decode_attr,
     encode_attr,
 )

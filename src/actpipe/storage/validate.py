@@ -15,24 +15,24 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .format import (
-    JITTER,
-    JITTER_FIELDS,
-    LAYERS_GROUP,
-    PER_STIMULUS,
-    STIMULUS_IDS,
-    FormatError,
-    decode_attr,
-)
-from .reader import (
-    READ_BLOCK_BYTES,
-    _h5open,
+from ..errors import FormatError
+from .blocks import READ_BLOCK_BYTES
+from .files import (
     check_file,
     check_version,
     dataset_names,
     group_layout,
     model_group,
     model_names,
+    open_h5,
+)
+from .format import (
+    JITTER,
+    JITTER_FIELDS,
+    LAYERS_GROUP,
+    PER_STIMULUS,
+    STIMULUS_IDS,
+    decode_attr,
 )
 
 PathLike = str | os.PathLike[str]
@@ -73,7 +73,7 @@ def validate_file(path: PathLike, *, block_bytes: int = READ_BLOCK_BYTES) -> lis
     report = _Report(Path(path))
     try:
         path = check_file(path)
-        f = _h5open(path)
+        f = open_h5(path)
     except (OSError, FormatError) as exc:
         report.error("/", str(exc))
         return report.problems

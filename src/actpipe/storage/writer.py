@@ -44,7 +44,7 @@ def progress_path(path: str | os.PathLike[str]) -> Path:
 
 
 def producer() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return f"actpipe {__version__}"
 

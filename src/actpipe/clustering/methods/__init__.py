@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import ClusteringError
+from ...errors import ClusteringError
 from ..params import ParameterSet
 from .agglomerative import AgglomerativeMethod
 from .base import ClusterMethod, ClusterResult

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import ClusteringError
+from ...errors import ClusteringError
 from ..features import Rows
 
 
@@ -16,7 +16,7 @@ from ..features import Rows
 class ClusterResult:
     """Labels ``(n,)`` in ``0..n_clusters-1`` over the prepared rows, centroids and a report.
 
-    ``centroids`` are in the space that was clustered (after standardisation/reduction).
+    ``centroids`` are in the space that was clustered (after standardization/reduction).
     ``info`` reports what the method used and found; ``arrays`` holds extra per-method
     arrays (e.g. the leaders) written beside the labels.
     """

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..errors import ClusteringError
+from ...errors import ClusteringError
 from ..features import ArrayRows, Rows, sample_size
 from .base import ClusterMethod, ClusterResult, member_means
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ClusteringError
+from ...errors import ClusteringError
 from ..features import Rows
 from .base import ClusterMethod, ClusterResult, check_distinct, member_means
 

@@ -1,0 +1,73 @@
+"""A stimulus folder's ``labels.csv``: one row per stimulus, a ``stimulus_id`` column and any
+number of label columns (orientation, digit, category, ...)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import StimulusError
+
+log = logging.getLogger(__name__)
+
+LABELS_FILE = "labels.csv"
+ID_COLUMN = "stimulus_id"
+
+
+def read_labels(path: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
+    """``labels.csv`` as ``{stimulus_id: {column: value}}``; needs a ``stimulus_id`` column."""
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or ID_COLUMN not in reader.fieldnames:
+            raise StimulusError(
+                f"{path}: the first line must name the columns, one of them '{ID_COLUMN}' "
+                f"(found {reader.fieldnames})"
+            )
+        rows: dict[str, dict[str, str]] = {}
+        for line, row in enumerate(reader, start=2):
+            sid = row.pop(ID_COLUMN)
+            if sid in rows:
+                raise StimulusError(f"{path}:{line}: stimulus_id {sid!r} appears twice")
+            rows[sid] = {k: v for k, v in row.items() if k is not None}
+    return rows
+
+
+def labels_path(stimuli: str | os.PathLike[str]) -> Path:
+    """The ``labels.csv`` of a stimulus folder (or the file itself when given one)."""
+    path = Path(stimuli)
+    return path / LABELS_FILE if path.is_dir() else path
+
+
+def label_columns(
+    stimuli: str | os.PathLike[str] | None, stimulus_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    """The label columns of ``stimulus_ids``, in their order: ``{column: [value, ...]}``.
+
+    ``stimuli`` is a stimulus folder or its ``labels.csv``; no file (or ``None``) gives no
+    columns. A stimulus without a row is an error naming it; rows of other stimuli are
+    ignored with a warning.
+    """
+    if stimuli is None:
+        return {}
+    path = labels_path(stimuli)
+    if not path.is_file():
+        return {}
+    rows = read_labels(path)
+    missing = [sid for sid in stimulus_ids if sid not in rows]
+    if missing:
+        raise StimulusError(
+            f"{path}: no row for {len(missing)} stimulus id(s), e.g. {missing[:5]}; add them "
+            "or remove labels.csv"
+        )
+    extra = len(rows) - len(set(stimulus_ids))
+    if extra > 0:
+        unused = [sid for sid in rows if sid not in set(stimulus_ids)]
+        log.warning(
+            "%s: %d label row(s) without a stimulus ignored, e.g. %s", path, extra, unused[:5]
+        )
+    columns = list(next(iter(rows.values())).keys()) if rows else []
+    return {col: [rows[sid].get(col, "") for sid in stimulus_ids] for col in columns}
