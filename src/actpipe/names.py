@@ -12,11 +12,18 @@ itself) becomes ``~`` followed by the two upper-case hex digits of each of its U
 So ``/conv/conv.6/Relu_output_0`` is stored as ``~2Fconv~2Fconv.6~2FRelu_output_0`` and
 ``layer4.1.conv2`` as itself. The encoding is reversible (:func:`layer_name`), stable across
 versions, and injective: two different names never share a key.
+
+**Head selectors.** A layer stored with a head axis (a per-head probe of a transformer,
+``(n_stimuli, n_replicates, heads, dim)``) is read, or clustered, one head at a time by
+appending ``@h{index}`` to its name: ``blocks.3.attn.head_out@h5`` is head 5 of
+``blocks.3.attn.head_out``. :func:`split_head` separates the two; its layer key is
+``blocks.3.attn.head_out~40h5``.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 
 ESCAPE = "~"
@@ -103,6 +110,28 @@ def key_collisions(names: Iterable[str]) -> list[tuple[str, str]]:
         if other != name:
             pairs.append((other, name))
     return pairs
+
+
+HEAD_SELECTOR = "@h"
+"""Separates a layer name from a head index: ``{layer}@h{head}``."""
+_HEAD_RE = re.compile(r"^(.+)@h(0|[1-9][0-9]*)$", re.DOTALL)
+
+
+def split_head(name: str) -> tuple[str, int | None]:
+    """``(layer, head)`` of a layer name ending in a head selector, else ``(name, None)``.
+
+    ``"blocks.3.attn.z@h5"`` gives ``("blocks.3.attn.z", 5)``. Only ``@h`` followed by a
+    head index written without leading zeros is a selector.
+    """
+    match = _HEAD_RE.match(name)
+    if match is None:
+        return name, None
+    return match.group(1), int(match.group(2))
+
+
+def head_name(layer: str, head: int) -> str:
+    """The name selecting ``head`` of ``layer`` (the inverse of :func:`split_head`)."""
+    return f"{layer}{HEAD_SELECTOR}{int(head)}"
 
 
 # --------------------------------------------------------------------------- did you mean

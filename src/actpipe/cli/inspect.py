@@ -71,7 +71,7 @@ def format_description(info: dict[str, Any], show_layers: bool) -> str:
             f"layers: {model['n_layers']}  on disk: {human_bytes(model['storage_bytes'])}"
         )
         if show_layers and model["layers"]:
-            rows = [["layer", "shape", "dtype", "chunks", "compression", "on disk"]]
+            rows = [["layer", "shape", "dtype", "chunks", "compression", "on disk", "kind"]]
             for layer in model["layers"]:
                 chunks = "x".join(map(str, layer["chunks"])) if layer.get("chunks") else "-"
                 if layer.get("virtual"):
@@ -87,9 +87,13 @@ def format_description(info: dict[str, Any], show_layers: bool) -> str:
                         chunks,
                         compression,
                         human_bytes(layer["storage_bytes"]),
+                        str(layer["attrs"].get("kind", "module")),
                     ]
                 )
-            lines.append("  layers (n_stimuli x n_replicates x feature_dim):")
+            lines.append(
+                "  layers (n_stimuli x n_replicates x feature_dim; per-head probes: "
+                "n_stimuli x n_replicates x heads x dim; metrics: ... x heads):"
+            )
             lines.extend(_table(rows))
         elif model["layers"]:
             names = [layer["name"] for layer in model["layers"]]

@@ -24,7 +24,11 @@ REPLICATE_SEPARATOR = "#"
 
 
 class LayerSource:
-    """One layer of one model as float64 example rows ``(n, feature_dim)``."""
+    """One layer of one model as float64 example rows ``(n, feature_dim)``.
+
+    A per-head layer is clustered whole (each row its ``heads * dim`` features, head-major),
+    or one head at a time when ``layer`` ends in a head selector (``blocks.3.attn.z@h5``).
+    """
 
     def __init__(
         self,
@@ -178,6 +182,7 @@ class LayerSource:
             done += count
             if self.replicates == "mean":
                 values = block[:, 0] if self.n_replicates == 1 else block.mean(axis=1)
+                values = values.reshape(count, self.feature_dim)  # heads x dim flattened
             else:
                 values = block.reshape(count * self.n_replicates, self.feature_dim)
             yield self.examples_of(rows), values

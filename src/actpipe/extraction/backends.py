@@ -56,6 +56,12 @@ class Backend:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         return inputs
 
+    @property
+    def transformer(self) -> dict[str, Any] | None:
+        """What transformer probes know of the model (the ``transformer`` attribute), if any."""
+        describe = getattr(self.capture, "describe", None)
+        return describe() if describe is not None else None
+
     def close(self) -> None:
         self.capture.remove()
 
@@ -124,7 +130,7 @@ def open_backend(
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    capture = TorchCapture(model, resolved.layers, spec.name)
+    capture = TorchCapture(model, resolved.layers, spec.name, spec.metrics)
     context, applied = autocast_context(autocast, device)
     capture.autocast = context
     runtime = {

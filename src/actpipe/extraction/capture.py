@@ -18,16 +18,22 @@ from ..models.spec import LayerSpec
 class Capture(Protocol):
     """One model ready to give the reduced output of its configured layers for a batch.
 
-    ``run(inputs, buffers)`` does one forward pass and returns ``{layer: (batch,
-    feature_dim)}`` in config order; with ``buffers`` (one ``(max_batch, feature_dim)``
-    float32 CPU tensor per layer) the features are copied into them and views returned.
-    After a run, ``shapes`` holds each layer's output shape without the batch axis and
-    ``applied`` the reduction actually applied. ``remove()`` releases the model.
+    ``layers`` are the outputs stored, one dataset each (a layer with a head selector is
+    stored once, without it; attention metrics are outputs of their own). ``run(inputs,
+    buffers)`` does one forward pass and returns ``{layer: (batch, feature_dim)}`` in that
+    order; with ``buffers`` (one ``(max_batch, feature_dim)`` float32 CPU tensor per layer)
+    the features are copied into them and views returned. After a run, ``shapes`` holds each
+    layer's output shape without the batch axis, ``applied`` the reduction actually applied,
+    ``feature_shapes`` the shape each exposure's features are stored in when it is not
+    ``(feature_dim,)`` (``(heads, dim)`` for per-head probes) and ``layer_attrs`` extra dataset
+    attributes. ``remove()`` releases the model.
     """
 
     layers: list[LayerSpec]
     shapes: dict[str, tuple[int, ...]]
     applied: dict[str, str]
+    feature_shapes: dict[str, tuple[int, ...]]
+    layer_attrs: dict[str, dict[str, object]]
 
     def run(
         self, inputs: torch.Tensor, buffers: dict[str, torch.Tensor] | None = None
@@ -71,4 +77,23 @@ def reduce_output(x: torch.Tensor, how: str, layer: str) -> tuple[torch.Tensor, 
         return x.mean(dim=dims), "mean"
     if how == "max":
         return x.amax(dim=dims), "max"
+    raise LayerError(f"layer {layer!r}: unknown reduce {how!r}")
+
+
+def reduce_heads(x: torch.Tensor, how: str, layer: str) -> tuple[torch.Tensor, str]:
+    """Reduce a per-head probe ``(batch, heads, positions, dim)`` to ``(batch, heads, features)``.
+
+    Positions are tokens (or, for an attention pattern ``(batch, heads, queries, keys)``, the
+    queries). ``cls`` and ``cls_row`` keep position 0 (the class token; for a pattern, the
+    class token's query row), ``mean``/``max`` pool over positions, ``flatten`` keeps
+    everything (``positions * dim`` features per head, C-order).
+    """
+    if how in ("cls", "cls_row"):
+        return x[:, :, 0], how
+    if how == "mean":
+        return x.mean(dim=2), "mean"
+    if how == "max":
+        return x.amax(dim=2), "max"
+    if how == "flatten":
+        return x.reshape(x.shape[0], x.shape[1], -1), "flatten"
     raise LayerError(f"layer {layer!r}: unknown reduce {how!r}")

@@ -57,6 +57,8 @@ class OnnxCapture:
         self.providers = list(self.session.get_providers())
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.applied: dict[str, str] = {}
+        self.feature_shapes: dict[str, tuple[int, ...]] = {}
+        self.layer_attrs: dict[str, dict[str, object]] = {}
 
     def run(
         self, inputs: torch.Tensor, buffers: dict[str, torch.Tensor] | None = None

@@ -301,7 +301,10 @@ def extract_activations(
                 n_batches += 1
                 n_img = len(batch.ids)
                 values = {
-                    name: t.float().cpu().numpy().reshape(n_img, n_rep, -1)
+                    name: t.float()
+                    .cpu()
+                    .numpy()
+                    .reshape(n_img, n_rep, *capture.feature_shapes.get(name, (-1,)))
                     for name, t in features.items()
                 }
                 if not buffer_sets:
@@ -314,15 +317,16 @@ def extract_activations(
                         for _ in range(2)
                     ]
                 if not writer.layer_order:
-                    for layer in spec.layers:
+                    for layer in capture.layers:
                         writer.add_layer(
                             layer.name,
-                            values[layer.name].shape[-1],
+                            values[layer.name].shape[2:],
                             capture.shapes[layer.name],
                             {
                                 "reduce": layer.reduce,
                                 "reduce_applied": capture.applied[layer.name],
                                 "name": layer.name,
+                                **capture.layer_attrs.get(layer.name, {}),
                             },
                         )
                 if pending is not None:
@@ -355,6 +359,8 @@ def extract_activations(
             "skipped_ids": skipped,
             "versions": package_versions(),
         }
+        if backend.transformer is not None:
+            attrs["transformer"] = backend.transformer
         path = writer.finish(ids_written, attrs)
     except BaseException:
         writer.abort(keep_progress=options.resume)
@@ -366,7 +372,7 @@ def extract_activations(
         path,
         len(ids_written),
         n_rep,
-        len(spec.layers),
+        len(capture.layers),
         f", skipped {len(skipped)}" if skipped else "",
     )
     return path

@@ -1,16 +1,19 @@
 """Capturing named layers of a torch module in one forward pass with forward hooks, reduced
-on the fly (the torch :class:`~.capture.Capture`)."""
+on the fly (the torch :class:`~.capture.Capture`); transformer probes and attention metrics
+(:mod:`.transformer_probes`) join the same pass."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from ..errors import LayerError
 from ..models.layers import check_layer_names
-from ..models.spec import LayerSpec
+from ..models.probes import parse_probe
+from ..models.spec import LayerSpec, MetricSpec
 from .capture import first_tensor, reduce_output
 
 
@@ -24,22 +27,47 @@ class TorchCapture:
     Use :meth:`run` to do one forward pass and get ``{layer: (batch, feature_dim)}`` plus
     the per-example original shapes. The forward pass stops as soon as every layer has
     been captured, so modules after the last requested layer are not computed.
+
+    Layers named as transformer probes (``blocks.3.attn.z``) and the attention ``metrics``
+    are captured by a :class:`~.transformer_probes.TransformerProbes` in the same pass;
+    ``layers`` then lists what is stored: each probe once (without head selector), then the
+    metrics block by block.
     """
 
-    def __init__(self, model: torch.nn.Module, layers: Sequence[LayerSpec], model_name: str):
-        check_layer_names(model, [layer.name for layer in layers], model_name)
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        layers: Sequence[LayerSpec],
+        model_name: str,
+        metrics: MetricSpec | None = None,
+    ):
+        metrics = metrics or MetricSpec()
+        plain = [layer for layer in layers if parse_probe(layer.stored_name) is None]
+        check_layer_names(model, [layer.name for layer in plain], model_name)
         modules = dict(model.named_modules())
         self.model = model
         self.model_name = model_name
-        self.layers = list(layers)
         self.features: dict[str, torch.Tensor] = {}
         self.buffers: dict[str, torch.Tensor] | None = None
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.applied: dict[str, str] = {}
+        self.feature_shapes: dict[str, tuple[int, ...]] = {}
+        self.layer_attrs: dict[str, dict[str, Any]] = {}
         self.early_stop = True
         self.autocast = contextlib.nullcontext
+        self.probes = None
+        stored: dict[str, LayerSpec] = {}
+        for layer in layers:
+            stored.setdefault(layer.stored_name, LayerSpec(layer.stored_name, layer.reduce))
+        self.layers = list(stored.values())
+        if len(plain) < len(layers) or metrics:
+            from .transformer_probes import TransformerProbes
+
+            self.probes = TransformerProbes(model, layers, metrics, self._deliver, model_name)
+            self.layers += [LayerSpec(out.name, "none") for out in self.probes.metric_outputs]
+            self.layer_attrs.update(self.probes.layer_attrs)
         self._handles = [
-            modules[layer.name].register_forward_hook(self._hook(layer)) for layer in self.layers
+            modules[layer.name].register_forward_hook(self._hook(layer)) for layer in plain
         ]
 
     def _hook(self, layer: LayerSpec):
@@ -69,6 +97,28 @@ class TorchCapture:
 
         return hook
 
+    def _deliver(
+        self, name: str, features: torch.Tensor, original_shape: tuple[int, ...], applied: str
+    ) -> None:
+        """Keep a probe's reduced output ``(batch, ...)``; stop once everything is captured."""
+        if name in self.features:
+            raise LayerError(
+                f"model {self.model_name!r}: probe {name!r} ran more than once per forward pass"
+            )
+        batch = features.shape[0]
+        if self.buffers is not None:
+            target = self.buffers[name][:batch]
+            target.view(features.shape).copy_(features)
+            flat = target
+        else:
+            flat = features.reshape(batch, -1).clone()
+        self.features[name] = flat
+        self.shapes[name] = original_shape
+        self.applied[name] = applied
+        self.feature_shapes[name] = tuple(features.shape[1:])
+        if self.early_stop and len(self.features) == len(self.layers):
+            raise _AllCaptured
+
     def run(
         self, inputs: torch.Tensor, buffers: dict[str, torch.Tensor] | None = None
     ) -> dict[str, torch.Tensor]:
@@ -79,11 +129,16 @@ class TorchCapture:
         """
         self.features = {}
         self.buffers = buffers
+        if self.probes is not None:
+            self.probes.begin(inputs)
         try:
             with self.autocast():
                 self.model(inputs)
         except _AllCaptured:
             pass
+        finally:
+            if self.probes is not None:
+                self.probes.end()
         missing = [layer.name for layer in self.layers if layer.name not in self.features]
         if missing:
             raise LayerError(
@@ -92,7 +147,13 @@ class TorchCapture:
             )
         return {layer.name: self.features[layer.name] for layer in self.layers}
 
+    def describe(self) -> dict[str, Any] | None:
+        """What the probes know of the model (the ``transformer`` attribute), if any."""
+        return None if self.probes is None else self.probes.describe()
+
     def remove(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        if self.probes is not None:
+            self.probes.remove()

@@ -6,22 +6,98 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ModelError
+from ..names import did_you_mean, split_head
 from ..preprocess import Preprocess, resolve_preprocess
+from .probes import METRICS, parse_probe
 from .registry import SOURCE_NAMES
 
 REDUCTIONS = ("flatten", "mean", "max", "cls")
 AUTOCAST = ("none", "bf16", "fp16")
 AUTO = "auto"
 
-__all__ = ["AUTO", "AUTOCAST", "REDUCTIONS", "SOURCE_NAMES", "LayerSpec", "ModelError", "ModelSpec"]
+__all__ = [
+    "AUTO",
+    "AUTOCAST",
+    "REDUCTIONS",
+    "SOURCE_NAMES",
+    "LayerSpec",
+    "MetricSpec",
+    "ModelError",
+    "ModelSpec",
+]
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer to capture: the module (or ONNX tensor) name and its reduction."""
+    """One layer to capture: the module (or ONNX tensor) name and its reduction.
+
+    The name may also be a transformer probe (``blocks.3.attn.z``, :mod:`.probes`), and a
+    per-head probe may end in a head selector (``blocks.3.attn.z@h5``): the probe is stored
+    with all its heads and the selector picks one head when the layer is read or clustered.
+    """
 
     name: str
     reduce: str = "flatten"
+
+    @property
+    def stored_name(self) -> str:
+        """The name of the dataset holding this layer (the name without a head selector)."""
+        return split_head(self.name)[0]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """The attention metrics of a model block: which metrics, of which blocks.
+
+    ``blocks`` is ``None`` for every block of the model.
+    """
+
+    names: tuple[str, ...] = ()
+    blocks: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_config(cls, value: Any, where: str) -> MetricSpec:
+        """Parse ``metrics:``: a list of metric names (every block), ``all``, or a mapping
+        ``{names: [...] | all, blocks: [...] | all}``."""
+        if value is None:
+            return cls()
+        blocks: Any = "all"
+        names = value
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - {"names", "blocks"})
+            if unknown:
+                raise ModelError(f"{where}: metrics has unknown key(s) {unknown}; use names, blocks")
+            names = value.get("names", "all")
+            blocks = value.get("blocks", "all")
+        if names == "all":
+            names = list(METRICS)
+        if isinstance(names, str) or not isinstance(names, (list, tuple)):
+            raise ModelError(f"{where}: metrics must be a list of names, 'all' or a mapping")
+        for name in names:
+            if name not in METRICS:
+                raise ModelError(
+                    f"{where}: unknown metric {name!r}; " + did_you_mean(str(name), list(METRICS), "metrics")
+                )
+        if len(set(names)) != len(names):
+            raise ModelError(f"{where}: a metric is listed twice in {list(names)}")
+        if blocks == "all":
+            block_tuple = None
+        elif isinstance(blocks, (list, tuple)) and all(
+            isinstance(b, int) and not isinstance(b, bool) and b >= 0 for b in blocks
+        ):
+            block_tuple = tuple(sorted(set(blocks)))
+        else:
+            raise ModelError(
+                f"{where}: metrics.blocks must be 'all' or a list of block indices (0, 1, ...), "
+                f"got {blocks!r}"
+            )
+        return cls(tuple(names), block_tuple)
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"names": list(self.names), "blocks": "all" if self.blocks is None else list(self.blocks)}
 
 
 @dataclass(frozen=True)
@@ -48,6 +124,7 @@ class ModelSpec:
     autocast: str | None = None
     device: str | None = None
     channels_last: bool | None = None
+    metrics: MetricSpec = field(default_factory=MetricSpec)
 
     @classmethod
     def from_config(cls, name: str, block: dict[str, Any]) -> ModelSpec:
@@ -84,15 +161,26 @@ class ModelSpec:
             else:
                 layers.append(LayerSpec(entry["name"], entry.get("reduce", default_reduce)))
         for layer in layers:
-            if layer.reduce not in REDUCTIONS:
-                raise ModelError(
-                    f"{where}, layer {layer.name!r}: unknown reduce {layer.reduce!r}; "
-                    f"choose one of {REDUCTIONS}"
-                )
+            check_layer_entry(layer, where)
         names = [layer.name for layer in layers]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ModelError(f"{where}: layer(s) listed twice: {duplicates}")
+        reduces: dict[str, LayerSpec] = {}
+        for layer in layers:
+            other = reduces.setdefault(layer.stored_name, layer)
+            if other.reduce != layer.reduce:
+                raise ModelError(
+                    f"{where}: {other.name!r} and {layer.name!r} are stored together as "
+                    f"{layer.stored_name!r} and must have the same reduce (got "
+                    f"{other.reduce!r} and {layer.reduce!r})"
+                )
+        metrics = MetricSpec.from_config(block.get("metrics"), where)
+        if source == "onnx" and (metrics or any(parse_probe(n) for n in reduces)):
+            raise ModelError(
+                f"{where}: probes and metrics need a torch Vision Transformer (source timm or "
+                "torchvision); an ONNX graph is run as it is, so list its tensor names instead"
+            )
         if not layers and not auto:
             raise ModelError(
                 f"{where}: 'layers' is empty; list at least one layer or write 'layers: auto'"
@@ -130,6 +218,7 @@ class ModelSpec:
             autocast=autocast,
             device=block.get("device"),
             channels_last=block.get("channels_last"),
+            metrics=metrics,
         )
 
     @property
@@ -161,7 +250,30 @@ class ModelSpec:
             out["weights_prefix"] = self.weights_prefix
         if self.auto_layers:
             out["layers_auto"] = True
+        if self.metrics:
+            out["metrics"] = self.metrics.to_dict()
         return out
+
+    @property
+    def has_probes(self) -> bool:
+        """Whether a layer is a transformer probe or attention metrics are asked for."""
+        return bool(self.metrics) or any(parse_probe(l.stored_name) for l in self.layers)
+
+
+def check_layer_entry(layer: LayerSpec, where: str) -> None:
+    """Raise :class:`ModelError` for a reduction or head selector the layer cannot take."""
+    probe = parse_probe(layer.stored_name)
+    allowed = REDUCTIONS + (probe.extra_reductions if probe else ())
+    if layer.reduce not in allowed:
+        raise ModelError(
+            f"{where}, layer {layer.name!r}: unknown reduce {layer.reduce!r}; choose one of "
+            f"{allowed}" + ("" if probe else " ('cls_row' is for attention patterns)")
+        )
+    if layer.name != layer.stored_name and (probe is None or probe.kind != "head"):
+        raise ModelError(
+            f"{where}, layer {layer.name!r}: a head selector ('@h5') applies to per-head probes "
+            "only (blocks.{i}.attn.pattern, .q, .k, .v, .z, .head_out)"
+        )
 
 
 def timm_defaults(source: str, arch: str, kwargs: dict[str, Any]) -> dict[str, Any] | None:

@@ -145,23 +145,28 @@ def _copy_model(src: h5py.Group, f: h5py.File, name: str, block_bytes: int) -> N
     layers = group.create_group(LAYERS_GROUP)
     for layer in dataset_names(src[LAYERS_GROUP]):
         dset = src[LAYERS_GROUP][layer]
-        _, n_rep, dim = dset.shape
+        n_rep, *features = dset.shape[1:]
         chunks = dset.chunks if dset.chunks and not dset.is_virtual else None
-        chunks = chunks or chunk_shape(n, n_rep, dim, dset.dtype.itemsize)
+        chunks = chunks or chunk_shape(n, n_rep, tuple(features), dset.dtype.itemsize)
         kwargs: dict[str, Any] = {}
         if dset.compression and not dset.is_virtual:
             kwargs = {"compression": dset.compression, "compression_opts": dset.compression_opts}
         out = layers.create_dataset(
             layer,
-            shape=(n, n_rep, dim),
-            maxshape=(None, n_rep, dim),
+            shape=(n, n_rep, *features),
+            maxshape=(None, n_rep, *features),
             dtype=dset.dtype,
             chunks=chunks,
             **kwargs,
         )
         for key, value in dset.attrs.items():
-            out.attrs[key] = value
-        step = max(1, block_bytes // max(1, n_rep * dim * dset.dtype.itemsize))
+            if key != "DIMENSION_LABELS":
+                out.attrs[key] = value
+        for i, dim in enumerate(dset.dims):
+            if dim.label:
+                out.dims[i].label = dim.label
+        row_bytes = n_rep * int(np.prod(features, dtype=np.int64)) * dset.dtype.itemsize
+        step = max(1, block_bytes // max(1, row_bytes))
         for start in range(0, n, step):
             out[start : start + step] = dset[start : min(n, start + step)]
     ids = src[STIMULUS_IDS].asstr()[()]
@@ -233,7 +238,7 @@ class _Extension:
         if values.shape[1:] != dset.shape[1:] or offset + len(values) > self.k:
             raise ValueError(
                 f"{self.where}, layer {layer!r}: new rows of shape {values.shape} at {offset} "
-                f"do not fit ({self.k}, {dset.shape[1]}, {dset.shape[2]})"
+                f"do not fit ({self.k}, {', '.join(map(str, dset.shape[1:]))})"
             )
         if dset.dtype == np.float16:
             with np.errstate(over="ignore"):

@@ -60,9 +60,12 @@ class OpenFiles:
 
 
 def read_one(model: ModelInfo, files: OpenFiles, layer: str, row: int) -> np.ndarray:
-    """Row ``row`` of ``layer`` as ``(n_replicates, feature_dim)``."""
+    """Row ``row`` of ``layer``: ``(n_replicates, feature_dim)``, or ``(n_replicates, heads,
+    dim)`` for a per-head layer."""
     if model.layout == LAYOUT:
-        return files.dataset(model, layer)[row]
+        info = model.layer(layer)
+        dset = files.dataset(model, info.dataset or layer)
+        return dset[row] if info.head is None else dset[row, :, info.head]
     sid = model.stimulus_ids[row]
     stimulus = files.group(model)[sid]
     if layer not in stimulus:
@@ -80,9 +83,11 @@ def read_one(model: ModelInfo, files: OpenFiles, layer: str, row: int) -> np.nda
 
 
 def read_block(model: ModelInfo, files: OpenFiles, layer: str, start: int, stop: int) -> np.ndarray:
-    """Rows ``start:stop`` of ``layer`` as ``(stop - start, n_replicates, feature_dim)``."""
+    """Rows ``start:stop`` of ``layer`` as ``(stop - start, n_replicates, ...)``."""
     if model.layout == LAYOUT:
-        return files.dataset(model, layer)[start:stop]
+        info = model.layer(layer)
+        dset = files.dataset(model, info.dataset or layer)
+        return dset[start:stop] if info.head is None else dset[start:stop, :, info.head]
     info = model.layers[layer]
     out = np.empty((stop - start, *info.shape[1:]), dtype=info.dtype)
     for i in range(start, stop):
@@ -96,9 +101,8 @@ Transform = Callable[[np.ndarray], np.ndarray]
 
 def block_rows(model: ModelInfo, layer: str, block_bytes: int = READ_BLOCK_BYTES) -> int:
     """Rows per read block: about ``block_bytes``, a whole number of chunks if possible."""
-    info = model.layers[layer]
-    row_bytes = max(1, info.shape[1] * info.shape[2] * info.dtype.itemsize)
-    rows = max(1, int(block_bytes) // row_bytes)
+    info = model.layer(layer)
+    rows = max(1, int(block_bytes) // info.row_bytes)
     chunk_rows = info.chunks[0] if info.chunks else 1
     if rows >= chunk_rows:
         rows -= rows % chunk_rows
@@ -144,7 +148,7 @@ def read_rows(
         )
     rows = np.where(rows < 0, rows + n, rows)
     unique, inverse = np.unique(rows, return_inverse=True)
-    row_bytes = max(1, info.shape[1] * info.shape[2] * info.dtype.itemsize)
+    row_bytes = info.row_bytes
     # Reading a few unwanted rows is cheaper than one more read call (layer-major only).
     gap = max(1, (256 << 10) // row_bytes) if model.layout == LAYOUT else 1
     values = empty_result(info, post, len(unique))

@@ -111,7 +111,10 @@ def _export_model(lazy: LazyModel, f: h5py.File, block_bytes: int) -> None:
         row = 0
         for _, block in lazy.layer(name).blocks(block_bytes=block_bytes):
             for values in block:
-                stimuli[row].create_dataset(name, data=values)
+                # (n_replicates, feature_dim) as the older tools read it: a per-head layer's
+                # heads are flattened (head-major); its `axes` and `heads` attributes in
+                # layer_attrs let `actpipe import` restore the head axis.
+                stimuli[row].create_dataset(name, data=values.reshape(len(values), -1))
                 row += 1
 
 
@@ -193,6 +196,21 @@ def _stimulus_jitter(lazy: LazyModel, n_rep: int) -> np.ndarray:
     return jitter
 
 
+def _feature_shape(feature_dim: int, attrs: dict[str, Any]) -> tuple[int, ...]:
+    """``(heads, dim)`` for a per-head layer exported flat (recorded ``axes`` and ``heads``),
+    else ``(feature_dim,)``."""
+    axes, heads = attrs.get("axes"), attrs.get("heads")
+    if (
+        isinstance(axes, list)
+        and len(axes) == 4
+        and isinstance(heads, int)
+        and heads > 0
+        and feature_dim % heads == 0
+    ):
+        return (heads, feature_dim // heads)
+    return (feature_dim,)
+
+
 def _import_model(lazy: LazyModel, out: Path, options: StorageOptions, block_bytes: int) -> Path:
     where = f"{lazy.path}: model {lazy.name!r}"
     if not lazy.stimulus_ids:
@@ -207,6 +225,7 @@ def _import_model(lazy: LazyModel, out: Path, options: StorageOptions, block_byt
     views = {name: lazy.layer(name) for name in lazy.layers}
     row_bytes = sum(v.n_replicates * v.feature_dim * v.dtype.itemsize for v in views.values())
     step = max(1, block_bytes // max(1, row_bytes))
+    features: dict[str, tuple[int, ...]] = {}
     with ActivationWriter(out, lazy.name, lazy.n_stimuli, n_rep, options) as writer:
         with h5py.File(lazy.source_path, "r") as f:
             first = f[lazy.name][lazy.stimulus_ids[0]]
@@ -216,10 +235,14 @@ def _import_model(lazy: LazyModel, out: Path, options: StorageOptions, block_byt
                 if shape is None:
                     shape = first[name].shape[1:] if first[name].ndim > 1 else first[name].shape
                 attrs = {k: v for k, v in attrs.items() if k not in _LAYER_WRITER_ATTRS}
-                writer.add_layer(name, view.feature_dim, tuple(shape), attrs)
+                features[name] = _feature_shape(view.feature_dim, attrs)
+                writer.add_layer(name, features[name], tuple(shape), attrs)
         for start in range(0, lazy.n_stimuli, step):
             stop = min(lazy.n_stimuli, start + step)
-            values = {name: view.read(rows=slice(start, stop)) for name, view in views.items()}
+            values = {
+                name: view.read(rows=slice(start, stop)).reshape(stop - start, n_rep, *features[name])
+                for name, view in views.items()
+            }
             writer.write_rows(start, jitter[start:stop], values)
         attrs: dict[str, Any] = {k: v for k, v in lazy.attrs.items() if k not in _WRITER_ATTRS}
         attrs.setdefault("imported_from", str(lazy.path))

@@ -19,6 +19,7 @@ def _describe_layers(info: ModelInfo, group: h5py.Group) -> list[dict[str, Any]]
         entry: dict[str, Any] = {
             "name": name,
             "shape": list(layer.shape),
+            "axes": layer.axes,
             "dtype": str(layer.dtype),
             "attrs": layer.attrs,
         }

@@ -9,6 +9,8 @@ Layer-major layout of a per-model file (``format_version`` 1)::
                               scale
     /{model}/layers/{layer}   (n_stimuli, n_replicates, feature_dim) float32 or float16
                               attrs: original_shape, reduce, reduce_applied, feature_dim
+                              or, for per-head transformer probes,
+                              (n_stimuli, n_replicates, heads, dim) with attrs axes, heads
 
 A per-set file joins per-model files with external links ``/{model} -> {set}/{model}.h5``.
 See ``docs/format.md`` for every attribute.
@@ -74,21 +76,34 @@ class StorageOptions:
 def chunk_shape(
     n_rows: int,
     n_replicates: int,
-    feature_dim: int,
+    feature_dim: int | tuple[int, ...],
     itemsize: int,
     target: int = TARGET_CHUNK_BYTES,
-) -> tuple[int, int, int]:
+) -> tuple[int, ...]:
     """A chunk of about ``target`` bytes holding whole rows (split features if one row is big).
 
-    A row larger than ``target`` is cut into the fewest equal pieces of at most ``target``
-    bytes, so no chunk is mostly padding (HDF5 allocates whole chunks).
+    ``feature_dim`` is the size of one exposure's features, or their shape (``(heads, dim)``
+    for per-head probes). A row larger than ``target`` is cut into the fewest equal pieces of
+    at most ``target`` bytes along the first feature axis that allows it (later axes kept
+    whole), so no chunk is mostly padding (HDF5 allocates whole chunks).
     """
-    row_bytes = max(1, n_replicates * feature_dim * itemsize)
+    shape = (int(feature_dim),) if isinstance(feature_dim, (int, np.integer)) else tuple(
+        int(d) for d in feature_dim
+    )
+    row_bytes = max(1, n_replicates * int(np.prod(shape, dtype=np.int64)) * itemsize)
     if row_bytes <= target:
         rows = max(1, min(max(n_rows, 1), target // row_bytes))
-        return (rows, n_replicates, feature_dim)
-    pieces = -(-row_bytes // target)
-    return (1, n_replicates, max(1, -(-feature_dim // pieces)))
+        return (rows, n_replicates, *shape)
+    chunk = list(shape)
+    for axis in range(len(shape)):
+        # Bytes of one index along this axis, later axes whole, earlier axes of size 1.
+        unit = max(1, n_replicates * int(np.prod(shape[axis + 1 :], dtype=np.int64)) * itemsize)
+        if unit <= target or axis == len(shape) - 1:
+            pieces = -(-(shape[axis] * unit) // target)
+            chunk[axis] = max(1, -(-shape[axis] // pieces))
+            break
+        chunk[axis] = 1
+    return (1, n_replicates, *chunk)
 
 
 def encode_attr(value: Any) -> Any:
@@ -122,3 +137,17 @@ def decode_value(value: Any) -> Any:
 
 def layer_path(model: str, layer: str) -> str:
     return f"/{model}/{LAYERS_GROUP}/{layer}"
+
+
+AXES = ("stimulus", "replicate", "feature")
+"""Axis names of a layer dataset without an ``axes`` attribute."""
+HEAD_AXIS = "head"
+"""The axis name of the heads of a per-head probe (``axes`` attribute)."""
+
+
+def layer_axes(ndim: int, attrs: dict[str, Any]) -> list[str]:
+    """Names of a layer dataset's axes: its ``axes`` attribute, else the default names."""
+    axes = decode_attr(attrs.get("axes")) if "axes" in attrs else None
+    if isinstance(axes, list) and len(axes) == ndim:
+        return [str(a) for a in axes]
+    return list(AXES[:2]) + ["feature"] * (ndim - 2)

@@ -32,12 +32,15 @@ DEFAULT_CACHE_LIMIT = 1 << 30
 
 
 class LayerView:
-    """One layer of one model: ``(n_stimuli, n_replicates, feature_dim)`` on disk.
+    """One layer of one model: ``(n_stimuli, n_replicates, feature_dim)`` on disk, or
+    ``(n_stimuli, n_replicates, heads, dim)`` for a per-head transformer probe.
 
     Nothing is read until asked. Index it like an array whose first axis also takes stimulus
     ids: ``view[:100]``, ``view["grating_003"]``, ``view[["a", "b"]]``, ``view[mask, 0]``.
     ``replicate_mean()`` is the same view averaged over replicates,
     ``(n_stimuli, feature_dim)``. ``np.asarray(view)`` reads it whole; ``blocks()`` streams it.
+    ``head(5)`` (or the layer name ``"blocks.3.attn.z@h5"``) is one head of a per-head layer,
+    ``(n_stimuli, n_replicates, dim)``; only that head is read.
     """
 
     def __init__(self, model: LazyModel, layer: str, replicate_mean: bool = False) -> None:
@@ -49,8 +52,26 @@ class LayerView:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        n, r, d = self._layer.shape
-        return (n, d) if self.is_replicate_mean else (n, r, d)
+        n, r, *features = self._layer.shape
+        return (n, *features) if self.is_replicate_mean else (n, r, *features)
+
+    @property
+    def axes(self) -> list[str]:
+        """Names of the axes of :attr:`shape` (``stimulus``, ``replicate``, ``head``,
+        ``feature``)."""
+        axes = self._layer.axes
+        return [a for a in axes if a != "replicate"] if self.is_replicate_mean else axes
+
+    @property
+    def heads(self) -> int | None:
+        """Number of heads of a per-head layer, ``None`` for a layer without a head axis."""
+        return self._layer.heads
+
+    def head(self, index: int) -> LayerView:
+        """Head ``index`` of a per-head layer: ``(n_stimuli, n_replicates, dim)``."""
+        from ..names import head_name
+
+        return LayerView(self._model, head_name(self.name, index), self.is_replicate_mean)
 
     @property
     def dtype(self) -> np.dtype:
@@ -86,7 +107,8 @@ class LayerView:
 
     @property
     def feature_dim(self) -> int:
-        return self._layer.shape[2]
+        """Features per exposure (``heads * dim`` for a per-head layer)."""
+        return self._layer.feature_dim
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -99,7 +121,8 @@ class LayerView:
         )
 
     def replicate_mean(self) -> LayerView:
-        """The view averaged over replicates: ``(n_stimuli, feature_dim)``."""
+        """The view averaged over replicates: ``(n_stimuli, feature_dim)`` (``(n_stimuli,
+        heads, dim)`` for a per-head layer)."""
         return LayerView(self._model, self.name, replicate_mean=True)
 
     def _post(self, dtype: Any = None, rest: tuple[Any, ...] = ()) -> Transform:
@@ -219,7 +242,8 @@ class LayerView:
 
 
 class LazyStimulus(Mapping[str, np.ndarray]):
-    """Layer name -> ``(n_replicates, feature_dim)`` array of one stimulus, read when indexed."""
+    """Layer name -> ``(n_replicates, feature_dim)`` array of one stimulus, read when indexed
+    (``(n_replicates, heads, dim)`` for a per-head layer; a head selector reads one head)."""
 
     def __init__(self, model: LazyModel, stimulus_id: str, row: int) -> None:
         self._model = model
@@ -313,8 +337,9 @@ class LazyModel(Mapping[str, LazyStimulus]):
         """Provenance attributes, nested values decoded from JSON."""
         return dict(self._info.attrs)
 
-    def shape(self, layer: str) -> tuple[int, int, int]:
-        """``(n_stimuli, n_replicates, feature_dim)`` of ``layer``."""
+    def shape(self, layer: str) -> tuple[int, ...]:
+        """``(n_stimuli, n_replicates, feature_dim)`` of ``layer`` (``(n_stimuli,
+        n_replicates, heads, dim)`` for a per-head layer)."""
         return self._info.layer(layer).shape
 
     def rows(self, ids: IdSelection) -> np.ndarray:
@@ -335,7 +360,8 @@ class LazyModel(Mapping[str, LazyStimulus]):
         return stimulus_id in self._info.rows
 
     def layer(self, name: str) -> LayerView:
-        """The layer as a lazy ``(n_stimuli, n_replicates, feature_dim)`` view."""
+        """The layer as a lazy ``(n_stimuli, n_replicates, feature_dim)`` view (per-head
+        layers: ``(n_stimuli, n_replicates, heads, dim)``; ``name@h5``: head 5 of one)."""
         self._state.check_open()
         return LayerView(self, name)
 
@@ -492,14 +518,15 @@ def get_available_layers(path: PathLike, model: str) -> list[str]:
 
 
 def get_activation_shape(path: PathLike, model: str, layer: str | None = None) -> tuple[int, int]:
-    """``(n_replicates, feature_dim)`` of one stimulus's array of ``layer`` (default: first)."""
+    """``(n_replicates, feature_dim)`` of one stimulus's array of ``layer`` (default: first);
+    ``feature_dim`` counts all features of an exposure (``heads * dim`` for a per-head layer)."""
     info = ModelInfo.read(path, model)
     if layer is None:
         if not info.layers:
             raise FormatError(f"{path}: model {model!r} has no layers")
         layer = next(iter(info.layers))
-    shape = info.layer(layer).shape
-    return (shape[1], shape[2])
+    stored = info.layer(layer)
+    return (stored.shape[1], stored.feature_dim)
 
 
 def read_layer(

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from ..errors import ActivationKeyError, FormatError
-from ..names import no_such
+from ..names import no_such, split_head
 from .files import (
     PathLike,
     check_version,
@@ -22,7 +22,7 @@ from .files import (
     open_file,
     read_ids,
 )
-from .format import LAYERS_GROUP, LAYOUT, decode_value
+from .format import HEAD_AXIS, LAYERS_GROUP, LAYOUT, decode_value, layer_axes
 
 IdSelection = Sequence[str] | np.ndarray
 """Stimulus ids selecting rows, in the order wanted."""
@@ -55,15 +55,69 @@ def ordered(names: list[str], order: Any) -> list[str]:
 class StoredLayer:
     """What is known of a layer without reading it.
 
-    ``shape[0]`` is the number of stimulus ids. A layer-major dataset may hold more rows
-    (``rows_on_disk``) after an interrupted append; those rows are not part of the file.
+    ``shape`` is ``(n_stimuli, n_replicates, feature_dim)``, or ``(n_stimuli, n_replicates,
+    heads, dim)`` for a per-head probe; ``shape[0]`` is the number of stimulus ids. A
+    layer-major dataset may hold more rows (``rows_on_disk``) after an interrupted append;
+    those rows are not part of the file. ``dataset`` names the dataset read and ``head`` the
+    head selected from it (``blocks.3.attn.z@h5``: dataset ``blocks.3.attn.z``, head 5).
     """
 
-    shape: tuple[int, int, int]
+    shape: tuple[int, ...]
     dtype: np.dtype
     chunks: tuple[int, ...] | None
     attrs: dict[str, Any]
     rows_on_disk: int
+    dataset: str = ""
+    head: int | None = None
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        """The shape of one exposure's features: ``(feature_dim,)`` or ``(heads, dim)``."""
+        return tuple(self.shape[2:])
+
+    @property
+    def feature_dim(self) -> int:
+        """Features per exposure (``heads * dim`` for a per-head probe)."""
+        return int(np.prod(self.shape[2:], dtype=np.int64))
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one stimulus's row."""
+        return max(1, self.shape[1] * self.feature_dim * self.dtype.itemsize)
+
+    @property
+    def axes(self) -> list[str]:
+        """Axis names: ``stimulus``, ``replicate``, then ``head`` and/or ``feature``."""
+        if self.head is not None:
+            return ["stimulus", "replicate", "feature"]
+        return layer_axes(len(self.shape), self.attrs)
+
+    @property
+    def heads(self) -> int | None:
+        """Number of heads of a per-head dataset (``None`` without a head axis)."""
+        axes = self.axes
+        return self.shape[axes.index(HEAD_AXIS)] if HEAD_AXIS in axes else None
+
+    def select_head(self, name: str, head: int, where: str) -> StoredLayer:
+        """The layer reduced to one ``head`` (``name`` is the selector, for messages)."""
+        axes = self.axes
+        if len(self.shape) != 4 or axes[2] != HEAD_AXIS:
+            raise ActivationKeyError(
+                f"{where}: layer {self.dataset!r} has no head axis (shape {self.shape}), so "
+                f"{name!r} selects nothing; read it without '@h{head}'"
+            )
+        n_heads = self.shape[2]
+        if head >= n_heads:
+            raise ActivationKeyError(
+                f"{where}: {name!r} selects head {head}, but {self.dataset!r} has {n_heads} "
+                f"heads (@h0 to @h{n_heads - 1})"
+            )
+        return replace(
+            self,
+            shape=(self.shape[0], self.shape[1], self.shape[3]),
+            attrs={**self.attrs, "head": head},
+            head=head,
+        )
 
 
 @dataclass
@@ -101,17 +155,19 @@ class ModelInfo:
             container = group[LAYERS_GROUP]
             for name in ordered(dataset_names(container), attrs.get("layer_order")):
                 dset = container[name]
-                if dset.ndim != 3:
+                if dset.ndim not in (3, 4):
                     raise FormatError(
                         f"{source}: layer {name!r} of {group.name} has shape {dset.shape}; "
-                        "expected (n_stimuli, n_replicates, feature_dim)"
+                        "expected (n_stimuli, n_replicates, feature_dim) or (n_stimuli, "
+                        "n_replicates, heads, dim)"
                     )
                 layers[name] = StoredLayer(
-                    (len(ids), dset.shape[1], dset.shape[2]),
+                    (len(ids), *dset.shape[1:]),
                     dset.dtype,
                     dset.chunks,
                     {k: decode_value(v) for k, v in dset.attrs.items()},
                     dset.shape[0],
+                    name,
                 )
         elif ids:
             first = group[ids[0]]
@@ -125,6 +181,7 @@ class ModelInfo:
                     None,
                     dict(layer_attrs.get(name, {})),
                     len(ids),
+                    name,
                 )
         return cls(model, path, source, group.name, layout, version, ids, layers, attrs)
 
@@ -161,9 +218,20 @@ class ModelInfo:
         return rows
 
     def layer(self, name: str) -> StoredLayer:
-        """The layer's metadata; an error naming the file, model and close names if absent."""
+        """The layer's metadata; an error naming the file, model and close names if absent.
+
+        ``name`` may end in a head selector (``blocks.3.attn.z@h5``): the metadata of that
+        head of a per-head dataset, ``(n_stimuli, n_replicates, dim)``.
+        """
         info = self.layers.get(name)
         if info is None:
+            base, head = split_head(name)
+            if head is not None and base in self.layers:
+                if self.layout != LAYOUT:
+                    raise ActivationKeyError(
+                        f"{self.where}: head selectors ({name!r}) need the layer-major layout"
+                    )
+                return self.layer(base).select_head(name, head, self.where)
             raise ActivationKeyError(no_such("layer", name, list(self.layers), self.where))
         if info.rows_on_disk < info.shape[0]:
             raise FormatError(

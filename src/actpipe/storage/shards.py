@@ -73,17 +73,17 @@ def merge_shards(
         layers = group.create_group(LAYERS_GROUP)
         for name in order:
             _, dtype, attrs = first["layers"][name]
-            n_rep, dim = first["layers"][name][0][1:]
+            row = tuple(first["layers"][name][0][1:])  # (n_replicates, *feature_shape)
             layout = h5py.VirtualLayout(
-                shape=(len(ids), n_rep, dim), dtype=dtype, maxshape=(len(ids), n_rep, dim)
+                shape=(len(ids), *row), dtype=dtype, maxshape=(len(ids), *row)
             )
             offset = 0
             for shard in shards:
                 shape = shard["layers"][name][0]
-                if shape[1:] != (n_rep, dim):
+                if tuple(shape[1:]) != row:
                     raise FormatError(
                         f"{shard['path']}: layer {name!r} has shape {shape}, "
-                        f"expected (*, {n_rep}, {dim})"
+                        f"expected (*, {', '.join(map(str, row))})"
                     )
                 target = os.path.relpath(shard["path"].resolve(), base)
                 source = h5py.VirtualSource(target, f"/{model}/{LAYERS_GROUP}/{name}", shape=shape)
@@ -91,7 +91,12 @@ def merge_shards(
                 offset += shape[0]
             dset = layers.create_virtual_dataset(name, layout, fillvalue=np.nan)
             for key, value in attrs.items():
-                dset.attrs[key] = value
+                if key != "DIMENSION_LABELS":
+                    dset.attrs[key] = value
+            axes = decode_attr(attrs.get("axes", "null"))
+            if isinstance(axes, list) and len(axes) == dset.ndim:
+                for dim, label in zip(dset.dims, axes, strict=True):
+                    dim.label = str(label)
         group.create_dataset(
             STIMULUS_IDS, data=np.asarray(ids, dtype=object), dtype=h5py.string_dtype("utf-8")
         )

@@ -178,12 +178,20 @@ def _check_layer_major(report: _Report, group: h5py.Group, where: str, block_byt
     for name in layers:
         lwhere = f"{where}/{LAYERS_GROUP}/{name}"
         dset = group[LAYERS_GROUP][name]
-        if dset.ndim != 3:
+        if dset.ndim not in (3, 4):
             report.error(
-                lwhere, f"shape {dset.shape}; expected (n_stimuli, n_replicates, features)"
+                lwhere,
+                f"shape {dset.shape}; expected (n_stimuli, n_replicates, features) or "
+                "(n_stimuli, n_replicates, heads, dim)",
             )
             continue
-        rows, n_rep, dim = dset.shape
+        rows, n_rep = dset.shape[:2]
+        dim = int(np.prod(dset.shape[2:], dtype=np.int64))
+        axes = decode_attr(dset.attrs.get("axes", "null"))
+        if dset.ndim == 4 and not (isinstance(axes, list) and len(axes) == 4):
+            report.error(lwhere, "4-D layer without an 'axes' attribute naming its 4 axes")
+        elif axes is not None and (not isinstance(axes, list) or len(axes) != dset.ndim):
+            report.error(lwhere, f"attribute axes = {axes!r} does not name the {dset.ndim} axes")
         if rows < n:
             report.error(lwhere, f"{rows} rows for {n} stimulus ids; one row per stimulus needed")
             continue
@@ -202,7 +210,9 @@ def _check_layer_major(report: _Report, group: h5py.Group, where: str, block_byt
                 report.error(lwhere, f"attribute {key!r} missing")
         if "feature_dim" in dset.attrs and int(dset.attrs["feature_dim"]) != dim:
             report.error(
-                lwhere, f"attribute feature_dim = {dset.attrs['feature_dim']}, shape {dim}"
+                lwhere,
+                f"attribute feature_dim = {dset.attrs['feature_dim']}, but the features of an "
+                f"exposure number {dim} (shape {dset.shape})",
             )
         step = max(1, block_bytes // max(1, n_rep * dim * dset.dtype.itemsize))
         try:

@@ -137,25 +137,42 @@ class ActivationWriter:
             self.abort()
 
     def add_layer(
-        self, name: str, feature_dim: int, original_shape: tuple[int, ...], attrs: dict[str, Any]
+        self,
+        name: str,
+        feature_dim: int | tuple[int, ...],
+        original_shape: tuple[int, ...],
+        attrs: dict[str, Any],
     ) -> h5py.Dataset:
-        """Create the dataset of one layer with its final shape and chunking."""
+        """Create the dataset of one layer with its final shape and chunking.
+
+        ``feature_dim`` is the size of one exposure's features, or their shape: ``(heads,
+        dim)`` makes a ``(n_stimuli, n_replicates, heads, dim)`` dataset (give its axis names
+        in ``attrs["axes"]``; they also become HDF5 dimension labels). The ``feature_dim``
+        attribute is the number of features per exposure (``heads * dim``).
+        """
         dtype = np.dtype(self.options.dtype)
+        shape = (int(feature_dim),) if isinstance(feature_dim, (int, np.integer)) else tuple(
+            int(d) for d in feature_dim
+        )
         chunks = chunk_shape(
-            self.n_stimuli, self.n_replicates, feature_dim, dtype.itemsize, self.options.chunk_bytes
+            self.n_stimuli, self.n_replicates, shape, dtype.itemsize, self.options.chunk_bytes
         )
         dset = self.layers.create_dataset(
             name,
-            shape=(self.n_stimuli, self.n_replicates, feature_dim),
-            maxshape=(None, self.n_replicates, feature_dim),
+            shape=(self.n_stimuli, self.n_replicates, *shape),
+            maxshape=(None, self.n_replicates, *shape),
             dtype=dtype,
             chunks=chunks,
             **self.options.dataset_kwargs(),
         )
         dset.attrs["original_shape"] = np.asarray(original_shape, dtype=np.int64)
-        dset.attrs["feature_dim"] = feature_dim
+        dset.attrs["feature_dim"] = int(np.prod(shape, dtype=np.int64))
         for key, value in attrs.items():
             dset.attrs[key] = encode_attr(value)
+        axes = attrs.get("axes")
+        if isinstance(axes, (list, tuple)) and len(axes) == dset.ndim:
+            for dim, label in zip(dset.dims, axes, strict=True):
+                dim.label = str(label)
         self.layer_order.append(name)
         return dset
 

@@ -1,0 +1,105 @@
+"""Attention metrics, computed during the forward pass from one block's attention.
+
+Every function takes one block's tensors for a batch and returns ``(batch, heads)`` float32.
+Notation: ``A`` is the attention pattern ``(batch, heads, queries, keys)`` (softmax weights,
+each row sums to 1), ``P`` the number of prefix tokens (class, distillation and register
+tokens, which come before the patch tokens), ``v`` the values and ``z`` the per-head mix of
+values ``(batch, heads, tokens, d_head)``. ``docs/transformers.md`` states the same formulas.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..models.probes import DENSITY_MASS
+
+
+def attention_entropy(pattern: torch.Tensor) -> torch.Tensor:
+    """``mean_q H_q`` with ``H_q = -sum_k A_qk ln A_qk`` in nats (``0 ln 0 = 0``); mean over all
+    queries, prefix tokens included."""
+    return -torch.special.xlogy(pattern, pattern).sum(-1).mean(-1)
+
+
+def attention_entropy_norm(pattern: torch.Tensor) -> torch.Tensor:
+    """``attention_entropy / ln(n_keys)``: 0 when each query attends to one key, 1 when its
+    attention is uniform (0 for a single key)."""
+    n_keys = pattern.shape[-1]
+    if n_keys < 2:
+        return torch.zeros(pattern.shape[:-2], dtype=pattern.dtype, device=pattern.device)
+    return attention_entropy(pattern) / float(torch.log(torch.tensor(float(n_keys))))
+
+
+def patch_distances(
+    grid: tuple[int, int], patch_size: tuple[int, int], device: torch.device | None = None
+) -> torch.Tensor:
+    """``(n_patches, n_patches)`` distances in input pixels between patch centres.
+
+    Patch ``j`` (row-major over the grid) sits at row ``j // columns``, column
+    ``j % columns``; the distance of patches ``a`` and ``b`` is
+    ``sqrt((ph (r_a - r_b))^2 + (pw (c_a - c_b))^2)`` for patches of ``ph`` x ``pw`` pixels.
+    """
+    rows, cols = grid
+    ph, pw = patch_size
+    r = torch.arange(rows, dtype=torch.float64).repeat_interleave(cols) * ph
+    c = torch.arange(cols, dtype=torch.float64).repeat(rows) * pw
+    d = torch.sqrt((r[:, None] - r[None, :]) ** 2 + (c[:, None] - c[None, :]) ** 2)
+    return d.to(device=device, dtype=torch.float32)
+
+
+def attention_distance(
+    pattern: torch.Tensor, prefix_tokens: int, distances: torch.Tensor
+) -> torch.Tensor:
+    """Mean attention distance in pixels, over patch queries and patch keys only.
+
+    For each patch query ``q``: ``D_q = sum_k A_qk d(q, k) / sum_k A_qk`` with ``k`` over the
+    patch keys (the attention to prefix tokens, which have no position, is left out and the
+    rest renormalised; ``sink_share`` reports it); then the mean of ``D_q`` over the patch
+    queries. ``distances`` comes from :func:`patch_distances`.
+    """
+    patches = pattern[..., prefix_tokens:, prefix_tokens:]
+    mass = patches.sum(-1)
+    weighted = (patches * distances).sum(-1)
+    return (weighted / mass.clamp_min(torch.finfo(mass.dtype).tiny)).mean(-1)
+
+
+def sink_share(pattern: torch.Tensor, prefix_tokens: int) -> torch.Tensor:
+    """``mean_q sum_{k < P} A_qk``: attention mass on the prefix tokens, mean over all queries
+    (0 for a model without prefix tokens)."""
+    return pattern[..., :prefix_tokens].sum(-1).mean(-1)
+
+
+def density(pattern: torch.Tensor, mass: float = DENSITY_MASS) -> torch.Tensor:
+    """Share of the keys needed to hold ``mass`` (90%) of each query's attention, mean over
+    all queries.
+
+    For query ``q`` with weights sorted in decreasing order ``a_1 >= a_2 >= ...`` and partial
+    sums ``c_m = a_1 + ... + a_m`` (in float64): ``m_q = 1 + #{m : c_m < mass * c_K}``, the
+    fewest keys whose weights reach ``mass`` of the row's total ``c_K``; ``density_q =
+    m_q / K`` for ``K`` keys. Uniform attention gives about ``mass``; one-hot ``1 / K``.
+    """
+    ordered = pattern.sort(dim=-1, descending=True).values
+    cumulative = ordered.to(torch.float64).cumsum(-1)
+    needed = (cumulative < mass * cumulative[..., -1:]).sum(-1) + 1
+    return (needed.to(torch.float64) / pattern.shape[-1]).mean(-1).to(pattern.dtype)
+
+
+def value_norm(values: torch.Tensor) -> torch.Tensor:
+    """``mean_k ||v_k||_2``: L2 norm of each head's value vectors, mean over all tokens."""
+    return torch.linalg.vector_norm(values, dim=-1).mean(-1)
+
+
+def output_gram(weight: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """``(heads, d_head, d_head)``: ``W_O,h^T W_O,h`` of each head's slice of the output
+    projection weight ``(d_model, heads * d_head)``, in float64."""
+    d_model = weight.shape[0]
+    w = weight.detach().to(torch.float64).reshape(d_model, num_heads, -1).permute(1, 0, 2)
+    return w.transpose(1, 2) @ w
+
+
+def head_out_norm(z: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+    """``mean_q ||z_q W_O,h^T||_2`` with ``z_q = sum_k A_qk v_k``: the norm of what each head
+    writes into the residual stream (before the projection bias and LayerScale), mean over all
+    queries. Computed as ``sqrt(z_q G_h z_q^T)`` with ``G_h`` from :func:`output_gram`."""
+    g = gram.to(z.dtype)
+    squared = ((z @ g.unsqueeze(0)) * z).sum(-1)
+    return squared.clamp_min(0).sqrt().mean(-1)
