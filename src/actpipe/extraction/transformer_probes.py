@@ -36,9 +36,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LayerError
-from ..models.probes import METRICS, Probe, metric_probe, parse_probe
+from ..models.probes import METRICS, metric_probe
 from ..models.spec import LayerSpec, MetricSpec
-from ..models.transformers import TransformerLayout, check_probes, transformer_layout
+from ..models.transformers import (
+    ProbeOutput,
+    check_transformer_probes,
+    metric_outputs,
+    probe_outputs,
+)
 from . import attention_metrics as am
 from .capture import reduce_heads, reduce_output
 
@@ -51,15 +56,6 @@ PATTERN_METRICS = frozenset(
 """Metrics that need the full attention pattern of the block."""
 HEAD_AXES = ["stimulus", "replicate", "head", "feature"]
 METRIC_AXES = ["stimulus", "replicate", "head"]
-
-
-@dataclass
-class ProbeOutput:
-    """One stored probe output: dataset name, probe and reduction."""
-
-    name: str
-    probe: Probe
-    reduce: str
 
 
 @dataclass
@@ -106,54 +102,6 @@ class _Block:
     @property
     def needs_v(self) -> bool:
         return "attn.v" in self.sites() or "value_norm" in self.metrics
-
-
-def probe_outputs(layers: Sequence[LayerSpec]) -> list[ProbeOutput]:
-    """The stored probe outputs of ``layers`` (plain layers left out, head selectors dropped,
-    each probe once)."""
-    out: dict[str, ProbeOutput] = {}
-    for layer in layers:
-        probe = parse_probe(layer.stored_name)
-        if probe is not None and layer.stored_name not in out:
-            out[layer.stored_name] = ProbeOutput(layer.stored_name, probe, layer.reduce)
-    return list(out.values())
-
-
-def metric_outputs(metrics: MetricSpec, n_blocks: int, model_name: str) -> list[ProbeOutput]:
-    """The stored metric outputs of a model's ``metrics:`` block, block by block."""
-    blocks = range(n_blocks) if metrics.blocks is None else metrics.blocks
-    outs = []
-    for block in blocks:
-        if block >= n_blocks:
-            raise LayerError(
-                f"model {model_name!r}: metrics.blocks lists block {block}, but the model has "
-                f"{n_blocks} blocks (0 to {n_blocks - 1})"
-            )
-        for metric in metrics.names:
-            probe = metric_probe(block, metric)
-            outs.append(ProbeOutput(probe.name, probe, "none"))
-    return outs
-
-
-def check_transformer_probes(
-    model: nn.Module, layers: Sequence[LayerSpec], metrics: MetricSpec, model_name: str
-) -> TransformerLayout | None:
-    """Check the probes and metrics of a model block against the model (no forward pass; a
-    meta-device model works). Returns the layout, or ``None`` when nothing is probed."""
-    outputs = probe_outputs(layers)
-    if not outputs and not metrics:
-        return None
-    layout = transformer_layout(model, model_name)
-    check_probes(layout, [o.probe for o in outputs], model_name)
-    metric_outputs(metrics, len(layout.blocks), model_name)
-    if not layout.class_token:
-        for out in outputs:
-            if out.reduce in ("cls", "cls_row"):
-                raise LayerError(
-                    f"model {model_name!r}, layer {out.name!r}: reduce {out.reduce!r} takes the "
-                    "class token, and this model has none; use 'mean', 'max' or 'flatten'"
-                )
-    return layout
 
 
 class TransformerProbes:
@@ -286,7 +234,11 @@ class TransformerProbes:
 
     def _check_call(self, kwargs: dict[str, Any], block: _Block, what: str) -> None:
         mask = kwargs.get("attn_mask")
-        if mask is not None or kwargs.get("is_causal") or kwargs.get("key_padding_mask") is not None:
+        if (
+            mask is not None
+            or kwargs.get("is_causal")
+            or kwargs.get("key_padding_mask") is not None
+        ):
             raise LayerError(
                 f"model {self.model_name!r}: block {block.index} ran {what} with an attention "
                 "mask; probes support unmasked self-attention only"

@@ -21,10 +21,13 @@ from typing import Any
 
 from .._io import write_json
 from ..errors import ModelError
+from ..names import split_head
 from .layers import check_layer_names, resolve_layer_names
 from .onnx import check_onnx
+from .probes import is_probe
 from .registry import build_skeleton
 from .spec import ModelSpec
+from .transformers import check_transformer_probes
 from .weights import check_state_dict, read_checkpoint, select_prefix
 
 
@@ -32,8 +35,9 @@ def check_model(spec: ModelSpec) -> dict[str, Any]:
     """Everything about a model block that can be checked before any image is read.
 
     The architecture exists (close names otherwise), the python function imports and returns
-    a module, the configured layers exist, and a local checkpoint matches the architecture
-    (keys and shapes). ONNX entries are parsed and their tensor names checked. Raises
+    a module, the configured layers exist, transformer probes and metrics name blocks of a
+    supported Vision Transformer (:mod:`.transformers`), and a local checkpoint matches the
+    architecture (keys and shapes). ONNX entries are parsed and their tensor names checked. Raises
     :class:`ModelError`/``WeightsError``/``LayerError`` naming the model entry; returns
     a summary with the resolved layer names.
     """
@@ -41,8 +45,11 @@ def check_model(spec: ModelSpec) -> dict[str, Any]:
         return check_onnx(spec)
     model = build_skeleton(spec)
     layers = resolve_layer_names(spec, model)
-    check_layer_names(model, layers, spec.name)
+    check_layer_names(model, [n for n in layers if not is_probe(split_head(n)[0])], spec.name)
+    check_transformer_probes(model, spec.layers, spec.metrics, spec.name)
     summary: dict[str, Any] = {"source": spec.source, "arch": spec.arch, "layers": layers}
+    if spec.metrics:
+        summary["metrics"] = spec.metrics.to_dict()
     if spec.weights not in ("random", "pretrained"):
         where = f"model {spec.name!r}"
         state = select_prefix(

@@ -3,24 +3,20 @@
 Standard library only (model blocks are parsed without torch).
 
 A *probe* is a named point inside block ``i`` of a Vision Transformer, named as the
-interpretability tools name them:
+interpretability tools name them (shapes per exposure, ``d`` the model width):
 
-=========================  ==================================================  =============
-name                       what                                                per exposure
-=========================  ==================================================  =============
-``blocks.{i}.resid_pre``   residual stream entering the block                  ``(tokens, d)``
-``blocks.{i}.resid_mid``   residual stream after the attention branch          ``(tokens, d)``
-``blocks.{i}.resid_post``  residual stream leaving the block (after the MLP)   ``(tokens, d)``
-``blocks.{i}.attn.pattern``  softmax attention weights                         ``(heads, queries, keys)``
-``blocks.{i}.attn.q``      queries per head (after q-norm, before scaling)     ``(heads, tokens, d_head)``
-``blocks.{i}.attn.k``      keys per head (after k-norm)                        ``(heads, tokens, d_head)``
-``blocks.{i}.attn.v``      values per head                                     ``(heads, tokens, d_head)``
-``blocks.{i}.attn.z``      per-head mix of values, ``z_q = sum_k A_qk v_k``    ``(heads, tokens, d_head)``
-``blocks.{i}.attn.head_out``  each head's share of the attention output,       ``(heads, tokens, d)``
-                           ``z_h W_O,h^T`` (its slice of the output projection)
-=========================  ==================================================  =============
+- ``blocks.{i}.resid_pre``: the residual stream entering the block, ``(tokens, d)``;
+- ``blocks.{i}.resid_mid``: the residual stream after the attention branch, ``(tokens, d)``;
+- ``blocks.{i}.resid_post``: the residual stream leaving the block, ``(tokens, d)``;
+- ``blocks.{i}.attn.pattern``: softmax attention weights, ``(heads, queries, keys)``;
+- ``blocks.{i}.attn.q``, ``.k``, ``.v``: queries (after q-norm, before scaling), keys (after
+  k-norm) and values, ``(heads, tokens, d_head)``;
+- ``blocks.{i}.attn.z``: the per-head mix of values ``z_q = sum_k A_qk v_k``,
+  ``(heads, tokens, d_head)``;
+- ``blocks.{i}.attn.head_out``: each head's share of the attention output ``z_h W_O,h^T``
+  (its slice of the output projection), ``(heads, tokens, d)``;
+- ``blocks.{i}.attn.{metric}``: one number per head for every metric of :data:`METRICS`.
 
-and ``blocks.{i}.attn.{metric}`` for every metric of :data:`METRICS` (one number per head).
 Exact definitions and conventions: ``docs/transformers.md``.
 """
 
@@ -57,9 +53,11 @@ PATTERN_REDUCTIONS = ("cls_row",)
 """Reductions only an attention pattern takes, besides those of every layer: ``cls_row``
 (the class token's query row; ``cls`` is the same for a pattern)."""
 
-_PROBE_RE = re.compile(r"^blocks\.(0|[1-9][0-9]*)\.(" + "|".join(
-    re.escape(site) for site in (*RESIDUAL_SITES, *HEAD_SITES, *METRIC_SITES)
-) + r")$")
+_PROBE_RE = re.compile(
+    r"^blocks\.(0|[1-9][0-9]*)\.("
+    + "|".join(re.escape(site) for site in (*RESIDUAL_SITES, *HEAD_SITES, *METRIC_SITES))
+    + r")$"
+)
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,9 @@ class MetricSpec:
         if isinstance(value, dict):
             unknown = sorted(set(value) - {"names", "blocks"})
             if unknown:
-                raise ModelError(f"{where}: metrics has unknown key(s) {unknown}; use names, blocks")
+                raise ModelError(
+                    f"{where}: metrics has unknown key(s) {unknown}; use names, blocks"
+                )
             names = value.get("names", "all")
             blocks = value.get("blocks", "all")
         if names == "all":
@@ -76,7 +78,8 @@ class MetricSpec:
         for name in names:
             if name not in METRICS:
                 raise ModelError(
-                    f"{where}: unknown metric {name!r}; " + did_you_mean(str(name), list(METRICS), "metrics")
+                    f"{where}: unknown metric {name!r}; "
+                    + did_you_mean(str(name), list(METRICS), "metrics")
                 )
         if len(set(names)) != len(names):
             raise ModelError(f"{where}: a metric is listed twice in {list(names)}")
@@ -97,7 +100,10 @@ class MetricSpec:
         return bool(self.names)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"names": list(self.names), "blocks": "all" if self.blocks is None else list(self.blocks)}
+        return {
+            "names": list(self.names),
+            "blocks": "all" if self.blocks is None else list(self.blocks),
+        }
 
 
 @dataclass(frozen=True)
@@ -257,7 +263,7 @@ class ModelSpec:
     @property
     def has_probes(self) -> bool:
         """Whether a layer is a transformer probe or attention metrics are asked for."""
-        return bool(self.metrics) or any(parse_probe(l.stored_name) for l in self.layers)
+        return bool(self.metrics) or any(parse_probe(x.stored_name) for x in self.layers)
 
 
 def check_layer_entry(layer: LayerSpec, where: str) -> None:

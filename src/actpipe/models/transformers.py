@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import LayerError, ModelError
-from .probes import Probe
+from .probes import Probe, metric_probe, parse_probe
+from .spec import LayerSpec, MetricSpec
 
 SUPPORTED_FAMILIES = (
     "timm Vision Transformers (blocks of timm.models.vision_transformer.Block with "
@@ -167,13 +168,65 @@ def transformer_layout(model: nn.Module, model_name: str) -> TransformerLayout:
     )
 
 
-def check_probes(layout: TransformerLayout, probes: Sequence[Probe], model_name: str) -> None:
-    """Raise :class:`LayerError` for a probe whose block the model does not have, or a class
-    token reduction on a model without class token."""
-    n = len(layout.blocks)
-    for probe in probes:
-        if probe.block >= n:
+@dataclass
+class ProbeOutput:
+    """One stored probe output: dataset name, probe and reduction."""
+
+    name: str
+    probe: Probe
+    reduce: str
+
+
+def probe_outputs(layers: Sequence[LayerSpec]) -> list[ProbeOutput]:
+    """The stored probe outputs of ``layers`` (plain layers left out, head selectors dropped,
+    each probe once)."""
+    out: dict[str, ProbeOutput] = {}
+    for layer in layers:
+        probe = parse_probe(layer.stored_name)
+        if probe is not None and layer.stored_name not in out:
+            out[layer.stored_name] = ProbeOutput(layer.stored_name, probe, layer.reduce)
+    return list(out.values())
+
+
+def metric_outputs(metrics: MetricSpec, n_blocks: int, model_name: str) -> list[ProbeOutput]:
+    """The stored metric outputs of a model's ``metrics:`` block, block by block."""
+    blocks = range(n_blocks) if metrics.blocks is None else metrics.blocks
+    outs = []
+    for block in blocks:
+        if block >= n_blocks:
             raise LayerError(
-                f"model {model_name!r}: probe {probe.name!r} names block {probe.block}, but the "
-                f"model has {n} blocks (blocks.0 to blocks.{n - 1})"
+                f"model {model_name!r}: metrics.blocks lists block {block}, but the model has "
+                f"{n_blocks} blocks (0 to {n_blocks - 1})"
             )
+        for metric in metrics.names:
+            probe = metric_probe(block, metric)
+            outs.append(ProbeOutput(probe.name, probe, "none"))
+    return outs
+
+
+def check_transformer_probes(
+    model: nn.Module, layers: Sequence[LayerSpec], metrics: MetricSpec, model_name: str
+) -> TransformerLayout | None:
+    """Check the probes and metrics of a model block against the model: a supported family,
+    blocks that exist, a class token for ``cls``/``cls_row``. No forward pass (a meta-device
+    model works). Returns the layout, or ``None`` when nothing is probed."""
+    outputs = probe_outputs(layers)
+    if not outputs and not metrics:
+        return None
+    layout = transformer_layout(model, model_name)
+    n = len(layout.blocks)
+    for out in outputs:
+        if out.probe.block >= n:
+            raise LayerError(
+                f"model {model_name!r}: probe {out.name!r} names block {out.probe.block}, but "
+                f"the model has {n} blocks (blocks.0 to blocks.{n - 1})"
+            )
+    metric_outputs(metrics, n, model_name)
+    if not layout.class_token:
+        for out in outputs:
+            if out.reduce in ("cls", "cls_row"):
+                raise LayerError(
+                    f"model {model_name!r}, layer {out.name!r}: reduce {out.reduce!r} takes the "
+                    "class token, and this model has none; use 'mean', 'max' or 'flatten'"
+                )
+    return layout

@@ -240,7 +240,9 @@ def _import_model(lazy: LazyModel, out: Path, options: StorageOptions, block_byt
         for start in range(0, lazy.n_stimuli, step):
             stop = min(lazy.n_stimuli, start + step)
             values = {
-                name: view.read(rows=slice(start, stop)).reshape(stop - start, n_rep, *features[name])
+                name: view.read(rows=slice(start, stop)).reshape(
+                    stop - start, n_rep, *features[name]
+                )
                 for name, view in views.items()
             }
             writer.write_rows(start, jitter[start:stop], values)

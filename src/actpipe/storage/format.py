@@ -87,8 +87,10 @@ def chunk_shape(
     at most ``target`` bytes along the first feature axis that allows it (later axes kept
     whole), so no chunk is mostly padding (HDF5 allocates whole chunks).
     """
-    shape = (int(feature_dim),) if isinstance(feature_dim, (int, np.integer)) else tuple(
-        int(d) for d in feature_dim
+    shape = (
+        (int(feature_dim),)
+        if isinstance(feature_dim, (int, np.integer))
+        else tuple(int(d) for d in feature_dim)
     )
     row_bytes = max(1, n_replicates * int(np.prod(shape, dtype=np.int64)) * itemsize)
     if row_bytes <= target:

@@ -151,8 +151,10 @@ class ActivationWriter:
         attribute is the number of features per exposure (``heads * dim``).
         """
         dtype = np.dtype(self.options.dtype)
-        shape = (int(feature_dim),) if isinstance(feature_dim, (int, np.integer)) else tuple(
-            int(d) for d in feature_dim
+        shape = (
+            (int(feature_dim),)
+            if isinstance(feature_dim, (int, np.integer))
+            else tuple(int(d) for d in feature_dim)
         )
         chunks = chunk_shape(
             self.n_stimuli, self.n_replicates, shape, dtype.itemsize, self.options.chunk_bytes
