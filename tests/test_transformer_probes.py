@@ -19,8 +19,8 @@ from actpipe.errors import LayerError, ModelError
 from actpipe.extraction import attention_metrics as am
 from actpipe.extraction.torch_capture import TorchCapture
 from actpipe.models import ModelSpec, check_model
-from actpipe.models.probes import METRICS, parse_probe
 from actpipe.models.spec import LayerSpec, MetricSpec
+from actpipe.probes import METRICS, parse_probe
 from tests.helpers.transformers import (
     FAMILIES,
     ref_density,

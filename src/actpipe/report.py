@@ -7,7 +7,10 @@ folder (``metadata.json``, ``quality.tsv``, ``paths.json``) and writes one Markd
   adjusted Rand index of its clusters, with NMI and purity);
 * per (model, parameter set), a table of every layer: clusters, silhouette, Davies-Bouldin,
   cluster sizes and the label scores, followed by the cluster paths: how many distinct paths
-  the examples take and how many follow the most common one.
+  the examples take and how many follow the most common one;
+* for models with attention metrics, their section: block x head tables of each metric
+  (:func:`actpipe.attention.render_attention_section` of the summaries
+  ``results/attention/{set}/{model}.json``).
 
 Numbers are copied from the quality tables, so the report never disagrees with them.
 """
@@ -18,11 +21,13 @@ import csv
 import json
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._io import atomic_output
+from .attention import read_summary, render_attention_section
 
 PathLike = str | os.PathLike[str]
 
@@ -132,8 +137,9 @@ def _best_by_label(runs: list[ClusterRun]) -> list[str]:
     return lines
 
 
-def render_report(folders: list[PathLike]) -> str:
-    """The Markdown report of the given (set, model, parameter set) folders."""
+def render_report(folders: list[PathLike], attention: Sequence[PathLike] = ()) -> str:
+    """The Markdown report of the given (set, model, parameter set) folders, and of the
+    ``attention`` summaries (:mod:`actpipe.attention`)."""
     runs = [ClusterRun.read(folder) for folder in folders]
     by_set: dict[str, list[ClusterRun]] = {}
     for run in runs:
@@ -171,12 +177,16 @@ def render_report(folders: list[PathLike]) -> str:
                 f"{common}. Files: `{run.folder.as_posix()}/`.",
                 "",
             ]
+    lines += render_attention_section([read_summary(path) for path in attention])
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_report(folders: list[PathLike], output: PathLike) -> Path:
-    """Write :func:`render_report` of ``folders`` to ``output`` (atomically)."""
-    text = render_report(folders)
+def write_report(
+    folders: list[PathLike], output: PathLike, attention: Sequence[PathLike] = ()
+) -> Path:
+    """Write :func:`render_report` of ``folders`` (and ``attention`` summaries) to ``output``
+    (atomically)."""
+    text = render_report(folders, attention)
     with atomic_output(output) as tmp:
         Path(tmp).write_text(text)
     return Path(output)

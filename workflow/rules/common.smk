@@ -38,6 +38,8 @@ STIMULI = config["stimuli"]
 MODELS = config["models"]
 PARAMETER_SETS = config["clustering"]["parameter_sets"]
 PREFIX = config["output_prefix"]
+# Models with attention metrics (docs/transformers.md): each gets a summary per stimulus set.
+ATTENTION_MODELS = [model for model in MODELS if MODELS[model].get("metrics")]
 
 
 def model_layers(model):
@@ -298,14 +300,25 @@ def get_report_inputs(wildcards):
         for model in MODELS
         for pset in PARAMETER_SETS
     ]
-    return {
+    inputs = {
         kind: [cluster_outputs(folder)[kind] for folder in folders]
         for kind in ("metadata", "quality", "paths")
     }
+    inputs["attention"] = attention_summaries()
+    return inputs
+
+
+def attention_summaries():
+    """The attention summary of every (stimulus set, model with metrics)."""
+    return [
+        f"results/attention/{stimset}/{model}.json"
+        for stimset in STIMULI
+        for model in ATTENTION_MODELS
+    ]
 
 
 def get_final_output():
-    targets = ["results/report.md"]
+    targets = ["results/report.md", *attention_summaries()]
     for stimset in STIMULI:
         targets.append(f"results/activations/{PREFIX}_{stimset}.h5")
         for model in MODELS:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models.probes import DENSITY_MASS
+from ..probes import DENSITY_MASS
 
 
 def attention_entropy(pattern: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,8 @@ import torch
 
 from ..errors import LayerError
 from ..models.layers import check_layer_names
-from ..models.probes import parse_probe
 from ..models.spec import LayerSpec, MetricSpec
+from ..probes import parse_probe
 from .capture import first_tensor, reduce_output
 
 

@@ -36,7 +36,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import LayerError
-from ..models.probes import METRICS, metric_probe
 from ..models.spec import LayerSpec, MetricSpec
 from ..models.transformers import (
     ProbeOutput,
@@ -44,6 +43,7 @@ from ..models.transformers import (
     metric_outputs,
     probe_outputs,
 )
+from ..probes import METRICS, metric_probe
 from . import attention_metrics as am
 from .capture import reduce_heads, reduce_output
 

@@ -22,9 +22,9 @@ from typing import Any
 from .._io import write_json
 from ..errors import ModelError
 from ..names import split_head
+from ..probes import is_probe
 from .layers import check_layer_names, resolve_layer_names
 from .onnx import check_onnx
-from .probes import is_probe
 from .registry import build_skeleton
 from .spec import ModelSpec
 from .transformers import check_transformer_probes

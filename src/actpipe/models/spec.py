@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import ModelError
 from ..names import did_you_mean, split_head
 from ..preprocess import Preprocess, resolve_preprocess
-from .probes import METRICS, parse_probe
+from ..probes import METRICS, parse_probe
 from .registry import SOURCE_NAMES
 
 REDUCTIONS = ("flatten", "mean", "max", "cls")

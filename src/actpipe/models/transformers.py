@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import LayerError, ModelError
-from .probes import Probe, metric_probe, parse_probe
+from ..probes import Probe, metric_probe, parse_probe
 from .spec import LayerSpec, MetricSpec
 
 SUPPORTED_FAMILIES = (

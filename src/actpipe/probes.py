@@ -1,6 +1,6 @@
 """Probe names: what can be captured inside a transformer block, and the attention metrics.
 
-Standard library only (model blocks are parsed without torch).
+Standard library only: model blocks are parsed, and reports written, without torch.
 
 A *probe* is a named point inside block ``i`` of a Vision Transformer, named as the
 interpretability tools name them (shapes per exposure, ``d`` the model width):

@@ -1,0 +1,275 @@
+"""Summaries of the attention metrics of a transformer: layer x head tables, report section,
+and the data of the results site's transformer page.
+
+The metrics themselves are computed during extraction
+(:mod:`actpipe.extraction.attention_metrics`) and stored per block as
+``/{model}/layers/blocks.{i}.attn.{metric}``, ``(n_stimuli, n_replicates, heads)``. The
+workflow's ``summarise_attention`` rule calls :func:`summarise_attention`, which reads them and
+writes ``results/attention/{set}/{model}.json``:
+
+.. code-block:: text
+
+    {"kind": "attention-summary", "model", "stimulus_set", "activations" (the file read),
+     "n_stimuli", "n_replicates", "heads", "blocks": [block indices],
+     "transformer": {family, prefix_tokens, class_token, patch_size, grid, ...},
+     "metrics": {name: {"definition", "units", "mean": [[per head] per block],
+                        "std": [[...]], "min": [[...]], "max": [[...]]}},
+     "patterns": {block: {"dataset", "reduce"}} (stored attention patterns)}
+
+``mean``/``std``/``min``/``max`` are over every exposure (stimuli x replicates) of the set,
+row ``b`` of each table being block ``blocks[b]``. :func:`render_attention_section` turns
+summaries into the report's section; :func:`attention_page_data` gives the JSON-ready data of
+the site's page (heatmaps, and the class token's attention over the patch grid of chosen
+examples when patterns are stored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._io import write_json
+from .errors import FormatError
+from .probes import METRICS, parse_probe
+from .storage.lazy import LazyActivations
+
+PathLike = str | os.PathLike[str]
+KIND = "attention-summary"
+UNITS = {"attention_entropy": "nats", "attention_distance": "pixels"}
+CLS_ROWS = ("cls_row", "cls", "flatten")
+"""Pattern reductions that keep the class token's query row."""
+
+
+def _rounded(table: np.ndarray) -> list[list[float]]:
+    return [[float(f"{v:.6g}") for v in row] for row in table]
+
+
+def attention_summary(activations: PathLike, model: str) -> dict[str, Any]:
+    """Layer x head tables (mean, std, min, max over every exposure) of every stored metric of
+    ``model`` in ``activations`` (see the module docstring for the layout)."""
+    with LazyActivations(activations, models=[model], cache_bytes=0) as acts:
+        lazy = acts[model]
+        tables: dict[str, dict[int, np.ndarray]] = {}
+        patterns: dict[int, dict[str, str]] = {}
+        heads = None
+        for name in lazy.layers:
+            probe = parse_probe(name)
+            if probe is None:
+                continue
+            view = lazy.layer(name)
+            if probe.site == "attn.pattern":
+                patterns[probe.block] = {"dataset": name, "reduce": view.attrs.get("reduce")}
+            if probe.kind != "metric" or view.attrs.get("kind") != "metric":
+                continue
+            values = view.read(dtype=np.float64)  # (n, replicates, heads)
+            heads = values.shape[-1]
+            flat = values.reshape(-1, heads)
+            tables.setdefault(str(probe.metric), {})[probe.block] = np.stack(
+                [flat.mean(0), flat.std(0), flat.min(0), flat.max(0)]
+            )
+        if not tables:
+            raise FormatError(
+                f"{activations}: model {model!r} has no attention metrics (datasets "
+                "blocks.{i}.attn.{metric} with kind 'metric'); list them under the model's "
+                "'metrics:' and extract it again"
+            )
+        blocks = sorted({b for per_block in tables.values() for b in per_block})
+        metrics: dict[str, Any] = {}
+        for metric in METRICS:
+            per_block = tables.get(metric)
+            if per_block is None:
+                continue
+            missing = [b for b in blocks if b not in per_block]
+            if missing:
+                raise FormatError(
+                    f"{activations}: model {model!r}: metric {metric!r} is missing for blocks "
+                    f"{missing} that other metrics have"
+                )
+            stacked = np.stack([per_block[b] for b in blocks], axis=1)  # (4, blocks, heads)
+            metrics[metric] = {
+                "definition": METRICS[metric],
+                "units": UNITS.get(metric, ""),
+                **{
+                    key: _rounded(stacked[i]) for i, key in enumerate(("mean", "std", "min", "max"))
+                },
+            }
+        attrs = lazy.attrs
+        return {
+            "kind": KIND,
+            "model": model,
+            "stimulus_set": attrs.get("stimulus_set", ""),
+            "activations": str(activations),
+            "n_stimuli": lazy.n_stimuli,
+            "n_replicates": lazy.n_replicates,
+            "heads": heads,
+            "blocks": blocks,
+            "transformer": attrs.get("transformer") or {},
+            "metrics": metrics,
+            "patterns": {str(b): patterns[b] for b in sorted(patterns)},
+        }
+
+
+def summarise_attention(activations: PathLike, model: str, output: PathLike) -> Path:
+    """Write :func:`attention_summary` of ``model`` as JSON to ``output`` (atomically).
+
+    The workflow's ``summarise_attention`` rule calls this.
+    """
+    write_json(output, attention_summary(activations, model))
+    return Path(output)
+
+
+def read_summary(path: PathLike) -> dict[str, Any]:
+    summary = json.loads(Path(path).read_text())
+    if summary.get("kind") != KIND:
+        raise FormatError(f"{path}: not an attention summary (kind {KIND!r} expected)")
+    return summary
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _table(summary: dict[str, Any], metric: str) -> list[str]:
+    entry = summary["metrics"][metric]
+    heads = summary["heads"]
+    head = ["block", *(f"h{h}" for h in range(heads)), "mean"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for block, row in zip(summary["blocks"], entry["mean"], strict=True):
+        cells = [f"`blocks.{block}`", *(f"{v:.3g}" for v in row), f"{np.mean(row):.3g}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_attention_section(summaries: Sequence[dict[str, Any]]) -> list[str]:
+    """The report's section on transformers: per (set, model), a block x head table of the
+    mean of each metric."""
+    if not summaries:
+        return []
+    lines = [
+        "## Inside the transformers",
+        "",
+        "Attention metrics computed during the forward pass, one number per head and exposure "
+        "(definitions in docs/transformers.md); each table gives the mean over every exposure "
+        "of the set, one row per block and one column per head. Per-exposure values: "
+        "`/{model}/layers/blocks.{i}.attn.{metric}` of the activation file; these tables: "
+        "`results/attention/{set}/{model}.json`.",
+        "",
+    ]
+    for summary in summaries:
+        t = summary.get("transformer") or {}
+        prefix = t.get("prefix_tokens", "?")
+        grid = "x".join(map(str, t.get("grid") or [])) or "?"
+        lines += [
+            f"### {summary['model']} on `{summary['stimulus_set']}`",
+            "",
+            f"{summary['n_stimuli']} stimuli x {summary['n_replicates']} replicates; "
+            f"{summary['heads']} heads; {prefix} prefix token(s) before a {grid} patch grid.",
+            "",
+        ]
+        for metric, entry in summary["metrics"].items():
+            units = f" ({entry['units']})" if entry["units"] else ""
+            lines += [f"**{metric}**{units}: {entry['definition']}", ""]
+            lines += _table(summary, metric)
+            lines.append("")
+    return lines
+
+
+# --------------------------------------------------------------------------- site page
+
+
+def _stimulus_image(root: str, stimulus_id: str) -> str | None:
+    from .stimuli.folder import list_images
+
+    if not root or not Path(root).is_dir():
+        return None
+    for path in list_images(root):
+        if path.stem == stimulus_id:
+            return str(path)
+    return None
+
+
+def attention_page_data(
+    summary: PathLike | dict[str, Any],
+    activations: PathLike | None = None,
+    examples: Sequence[str] | None = None,
+    max_examples: int = 8,
+) -> dict[str, Any]:
+    """What the results site's transformer page shows for one (set, model), JSON-ready.
+
+    ``heatmaps``: for each metric, a block x head matrix of means (``rows`` are block names,
+    ``columns`` head names, ``values`` the matrix, ``units``, ``definition``).
+
+    ``cls_attention`` (when the activation file stores a pattern with the class token's query
+    row: reduce ``cls_row``/``cls``/``flatten``): for each chosen example (``examples``, or
+    the first ``max_examples`` stimuli), its ``image`` file (if found in the recorded stimulus
+    folder) and, for each block with a stored pattern, the class token's attention to every
+    patch as a ``heads x rows x columns`` grid (replicate 0, the unjittered exposure; the
+    attention to prefix tokens is left out and given as ``prefix_share`` per head).
+    """
+    if not isinstance(summary, dict):
+        summary = read_summary(summary)
+    blocks = [f"blocks.{b}" for b in summary["blocks"]]
+    columns = [f"h{h}" for h in range(summary["heads"])]
+    page: dict[str, Any] = {
+        "model": summary["model"],
+        "stimulus_set": summary["stimulus_set"],
+        "heatmaps": {
+            metric: {
+                "rows": blocks,
+                "columns": columns,
+                "values": entry["mean"],
+                "units": entry["units"],
+                "definition": entry["definition"],
+            }
+            for metric, entry in summary["metrics"].items()
+        },
+        "cls_attention": None,
+    }
+    stored = {
+        int(b): p for b, p in summary.get("patterns", {}).items() if p.get("reduce") in CLS_ROWS
+    }
+    t = summary.get("transformer") or {}
+    if activations is None or not stored or not t.get("grid") or not t.get("class_token"):
+        return page
+    rows, cols = t["grid"]
+    prefix = int(t["prefix_tokens"])
+    model = summary["model"]
+    with LazyActivations(activations, models=[model], cache_bytes=0) as acts:
+        lazy = acts[model]
+        ids = list(examples) if examples is not None else lazy.stimulus_ids[:max_examples]
+        root = str(lazy.attrs.get("stimulus_root", ""))
+        maps: dict[str, Any] = {}
+        for block, pattern in sorted(stored.items()):
+            values = lazy.layer(pattern["dataset"]).read(ids)[:, 0]  # replicate 0
+            n_keys = prefix + rows * cols
+            if pattern["reduce"] == "flatten":
+                values = values.reshape(len(ids), values.shape[1], -1, n_keys)[:, :, 0]
+            maps[f"blocks.{block}"] = values
+        page["cls_attention"] = {
+            "grid": [rows, cols],
+            "patch_size": t.get("patch_size"),
+            "prefix_tokens": prefix,
+            "examples": [
+                {
+                    "stimulus_id": sid,
+                    "image": _stimulus_image(root, sid),
+                    "blocks": {
+                        block: {
+                            "patches": _rounded_grid(v[i, :, prefix:].reshape(-1, rows, cols)),
+                            "prefix_share": [float(x) for x in v[i, :, :prefix].sum(-1)],
+                        }
+                        for block, v in maps.items()
+                    },
+                }
+                for i, sid in enumerate(ids)
+            ],
+        }
+    return page
+
+
+def _rounded_grid(grid: np.ndarray) -> list[list[list[float]]]:
+    return [_rounded(head) for head in grid]
