@@ -148,3 +148,40 @@ def ref_head_out_norm(z: np.ndarray, weight: np.ndarray) -> np.ndarray:
     w = weight.astype(np.float64).reshape(weight.shape[0], heads, d_head)
     out = np.einsum("...htd,ehd->...hte", z.astype(np.float64), w)
     return np.linalg.norm(out, axis=-1).mean(-1)
+
+
+def probe_spec(tmp_path: Path, family: str, layers: list, metrics: Any = "all", **extra: Any):
+    """A model block for ``family`` (a key of FAMILIES, or ``torchvision``) whose sharpened
+    weights are saved as a local checkpoint (timm) or built by a python function
+    (torchvision), parsed into a ModelSpec; and the torch model with the same weights."""
+    from actpipe.models import ModelSpec
+
+    if family == "torchvision":
+        model = small_torchvision_vit()
+        block = {
+            "source": "python",
+            "name": f"{Path(__file__).resolve()}:small_torchvision_vit",
+            "weights": "random",
+        }
+        size = 32
+    else:
+        entry = FAMILIES[family]
+        model = timm_model(family)
+        path = save_weights(model, tmp_path / f"{family}.pt")
+        block = {
+            "source": "timm",
+            "name": entry["arch"],
+            "kwargs": entry["kwargs"],
+            "weights": str(path),
+        }
+        size = entry["size"]
+    block.update(
+        layers=layers,
+        reduce="cls",
+        preprocess={"preset": "imagenet", "size": size, "resize": size},
+        batch_size=4,
+        **extra,
+    )
+    if metrics is not None:
+        block["metrics"] = metrics
+    return ModelSpec.from_config(family, block), model, size

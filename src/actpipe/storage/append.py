@@ -42,6 +42,7 @@ from .files import (
     model_names,
 )
 from .format import (
+    DIMENSION_LABELS,
     JITTER,
     LAYERS_GROUP,
     LAYOUT,
@@ -160,7 +161,7 @@ def _copy_model(src: h5py.Group, f: h5py.File, name: str, block_bytes: int) -> N
             **kwargs,
         )
         for key, value in dset.attrs.items():
-            if key != "DIMENSION_LABELS":
+            if key != DIMENSION_LABELS:
                 out.attrs[key] = value
         for i, dim in enumerate(dset.dims):
             if dim.label:

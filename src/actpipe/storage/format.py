@@ -141,6 +141,9 @@ def layer_path(model: str, layer: str) -> str:
     return f"/{model}/{LAYERS_GROUP}/{layer}"
 
 
+DIMENSION_LABELS = "DIMENSION_LABELS"
+"""The attribute in which HDF5 keeps dimension labels (written through ``dset.dims``, left out
+of the attributes the reader reports)."""
 AXES = ("stimulus", "replicate", "feature")
 """Axis names of a layer dataset without an ``axes`` attribute."""
 HEAD_AXIS = "head"

@@ -22,7 +22,14 @@ from .files import (
     open_file,
     read_ids,
 )
-from .format import HEAD_AXIS, LAYERS_GROUP, LAYOUT, decode_value, layer_axes
+from .format import (
+    DIMENSION_LABELS,
+    HEAD_AXIS,
+    LAYERS_GROUP,
+    LAYOUT,
+    decode_value,
+    layer_axes,
+)
 
 IdSelection = Sequence[str] | np.ndarray
 """Stimulus ids selecting rows, in the order wanted."""
@@ -165,7 +172,7 @@ class ModelInfo:
                     (len(ids), *dset.shape[1:]),
                     dset.dtype,
                     dset.chunks,
-                    {k: decode_value(v) for k, v in dset.attrs.items()},
+                    {k: decode_value(v) for k, v in dset.attrs.items() if k != DIMENSION_LABELS},
                     dset.shape[0],
                     name,
                 )

@@ -17,6 +17,7 @@ import numpy as np
 from .._io import atomic_output
 from ..errors import FormatError
 from .format import (
+    DIMENSION_LABELS,
     FORMAT_VERSION,
     JITTER,
     LAYERS_GROUP,
@@ -91,7 +92,7 @@ def merge_shards(
                 offset += shape[0]
             dset = layers.create_virtual_dataset(name, layout, fillvalue=np.nan)
             for key, value in attrs.items():
-                if key != "DIMENSION_LABELS":
+                if key != DIMENSION_LABELS:
                     dset.attrs[key] = value
             axes = decode_attr(attrs.get("axes", "null"))
             if isinstance(axes, list) and len(axes) == dset.ndim:

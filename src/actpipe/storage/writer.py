@@ -15,6 +15,7 @@ import numpy as np
 
 from .._io import write_json
 from .format import (
+    DIMENSION_LABELS,
     FORMAT_VERSION,
     JITTER,
     JITTER_FIELDS,
@@ -170,7 +171,8 @@ class ActivationWriter:
         dset.attrs["original_shape"] = np.asarray(original_shape, dtype=np.int64)
         dset.attrs["feature_dim"] = int(np.prod(shape, dtype=np.int64))
         for key, value in attrs.items():
-            dset.attrs[key] = encode_attr(value)
+            if key != DIMENSION_LABELS:
+                dset.attrs[key] = encode_attr(value)
         axes = attrs.get("axes")
         if isinstance(axes, (list, tuple)) and len(axes) == dset.ndim:
             for dim, label in zip(dset.dims, axes, strict=True):
