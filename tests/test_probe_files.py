@@ -8,10 +8,11 @@ numpy computed from the patterns, values and mixes stored in the same file.
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pytest
-import torch
 
 from actpipe.clustering.source import LayerSource
 from actpipe.errors import ActivationKeyError
@@ -68,23 +69,15 @@ def test_stored_metrics_equal_numpy_on_the_stored_patterns(tmp_path, stimuli, fa
     out = extract_activations(spec, stimuli, tmp_path / "acts.h5", OPTIONS, "gratings")
     with h5py.File(out, "r") as f:
         group = f[family]
-        info = group.attrs["transformer"]
-        import json
-
-        info = json.loads(info)
+        info = json.loads(group.attrs["transformer"])
         prefix, grid, patch = info["prefix_tokens"], tuple(info["grid"]), tuple(info["patch_size"])
         tokens = prefix + grid[0] * grid[1]
         layers = group["layers"]
         for i in range(2):
             pattern = layers[f"blocks.{i}.attn.pattern"][()]
             n, r, h, _ = pattern.shape
-            assert dict(
-                zip(
-                    layers[f"blocks.{i}.attn.pattern"].attrs["axes"][2:-2].split('", "'),
-                    [0],
-                    strict=False,
-                )
-            )
+            axes = json.loads(layers[f"blocks.{i}.attn.pattern"].attrs["axes"])
+            assert axes == ["stimulus", "replicate", "head", "feature"]
             pattern = pattern.reshape(n, r, h, tokens, tokens)
             v = layers[f"blocks.{i}.attn.v"][()].reshape(n, r, h, tokens, -1)
             z = layers[f"blocks.{i}.attn.z"][()].reshape(n, r, h, tokens, -1)
@@ -189,8 +182,6 @@ def test_per_head_layers_read_select_and_cluster(tmp_path, stimuli):
 
 
 def json_list(value) -> list:
-    import json
-
     return json.loads(value)
 
 
@@ -244,14 +235,12 @@ def test_validate_reports_a_four_dimensional_layer_without_axes(tmp_path, stimul
     assert len(problems) == 1 and "axes" in problems[0].message
 
 
-def test_plain_extraction_unchanged_by_probe_support(tmp_path, stimuli):
-    spec, model, size = probe_spec(tmp_path, "vit", ["blocks.1", "blocks.2.resid_post"], None)
+def test_block_output_is_the_residual_stream_leaving_the_block(tmp_path, stimuli):
+    spec, _, _ = probe_spec(tmp_path, "vit", ["blocks.1", "blocks.1.resid_post"], None)
     out = extract_activations(spec, stimuli, tmp_path / "acts.h5", OPTIONS, "g")
     with h5py.File(out, "r") as f:
         layer = f["vit/layers/blocks.1"]
         assert layer.ndim == 3 and "axes" not in layer.attrs and "kind" not in layer.attrs
-        resid = f["vit/layers/blocks.2.resid_post"]
-        assert resid.shape == layer.shape and resid.attrs["kind"] == "probe"
-        # The block output is the residual stream leaving the block.
-        with torch.inference_mode():
-            pass
+        resid = f["vit/layers/blocks.1.resid_post"]
+        assert resid.attrs["kind"] == "probe" and resid.attrs["module"] == "blocks.1"
+        np.testing.assert_array_equal(resid[()], layer[()])
