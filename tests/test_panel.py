@@ -13,6 +13,7 @@ import yaml
 from actpipe.extraction.backends import open_backend
 from actpipe.extraction.capture import first_tensor
 from actpipe.models import ModelSpec, build_model, check_model
+from actpipe.probes import is_probe
 
 REPO = Path(__file__).resolve().parents[1]
 PANEL = yaml.safe_load((REPO / "config/panels/seed_panel.yaml").read_text())["models"]
@@ -84,17 +85,24 @@ def test_panel_model_builds_and_gives_each_layer(name):
         capture.remove()
         modules = dict(model.named_modules())
         seen: dict[str, torch.Tensor] = {}
+        # Transformer probes and metrics are tested in test_transformer_probes.py; here they
+        # must only run: the class token's attention sums to 1 over the keys.
+        plain = [layer for layer in spec.layers if not is_probe(layer.stored_name)]
+        for layer in spec.layers:
+            if is_probe(layer.stored_name):
+                rows = features[layer.name].reshape(2, capture.feature_shapes[layer.name][0], -1)
+                torch.testing.assert_close(rows.sum(-1), torch.ones(rows.shape[:2]))
         handles = [
             modules[layer.name].register_forward_hook(
                 lambda _m, _i, out, n=layer.name: seen.setdefault(n, first_tensor(out).clone())
             )
-            for layer in spec.layers
+            for layer in plain
         ]
         with torch.inference_mode():
             model(x)
         for handle in handles:
             handle.remove()
-        for layer in spec.layers:
+        for layer in plain:
             out = seen[layer.name]
             assert capture.shapes[layer.name] == tuple(out.shape[1:]), layer.name
             reference = expected_features(out, layer.reduce)
