@@ -481,3 +481,22 @@ def test_probe_names() -> None:
     assert parse_probe("blocks.03.resid_pre") is None
     assert parse_probe("blocks.3.attn") is None
     assert parse_probe("blocks.3.attn.qkv") is None
+
+
+def test_a_metric_listed_as_a_layer_is_stored_once() -> None:
+    model = timm_model("vit")
+    got, cap = capture(
+        model,
+        [LayerSpec("blocks.1.attn.density", "cls"), LayerSpec("blocks.1.attn.pattern")],
+        inputs(48),
+        MetricSpec(("density",), (1, 2)),
+    )
+    assert [layer.name for layer in cap.layers] == [
+        "blocks.1.attn.density",
+        "blocks.1.attn.pattern",
+        "blocks.2.attn.density",
+    ]
+    pattern = got["blocks.1.attn.pattern"].reshape(3, 3, 10, 10)
+    np.testing.assert_allclose(got["blocks.1.attn.density"], ref_density(pattern), rtol=1e-6)
+    assert cap.applied["blocks.1.attn.density"] == "none"
+    assert cap.layer_attrs["blocks.1.attn.density"]["kind"] == "metric"

@@ -9,6 +9,8 @@ values ``(batch, heads, tokens, d_head)``. ``docs/transformers.md`` states the s
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..probes import DENSITY_MASS
@@ -23,10 +25,14 @@ def attention_entropy(pattern: torch.Tensor) -> torch.Tensor:
 def attention_entropy_norm(pattern: torch.Tensor) -> torch.Tensor:
     """``attention_entropy / ln(n_keys)``: 0 when each query attends to one key, 1 when its
     attention is uniform (0 for a single key)."""
-    n_keys = pattern.shape[-1]
+    return normalise_entropy(attention_entropy(pattern), pattern.shape[-1])
+
+
+def normalise_entropy(entropy: torch.Tensor, n_keys: int) -> torch.Tensor:
+    """An attention entropy in nats divided by ``ln(n_keys)`` (0 for a single key)."""
     if n_keys < 2:
-        return torch.zeros(pattern.shape[:-2], dtype=pattern.dtype, device=pattern.device)
-    return attention_entropy(pattern) / float(torch.log(torch.tensor(float(n_keys))))
+        return torch.zeros_like(entropy)
+    return entropy / math.log(n_keys)
 
 
 def patch_distances(

@@ -122,16 +122,22 @@ class TransformerProbes:
         self.model_name = model_name
         self.deliver = deliver
         self.outputs = probe_outputs(layers)
-        self.metric_outputs = metric_outputs(metrics, len(layout.blocks), model_name)
+        listed = {out.name for out in self.outputs}
+        # Metrics of `metrics:` not also listed as layers (those are stored once, as layers).
+        self.metric_outputs = [
+            out
+            for out in metric_outputs(metrics, len(layout.blocks), model_name)
+            if out.name not in listed
+        ]
         self.grid: tuple[int, int] | None = None
         self._distances: dict[tuple[Any, ...], torch.Tensor] = {}
         blocks: dict[int, _Block] = {}
-        for out in self.outputs:
-            blocks.setdefault(out.probe.block, _Block(out.probe.block)).outputs.append(out)
-        for out in self.metric_outputs:
-            blocks.setdefault(out.probe.block, _Block(out.probe.block)).metrics.append(
-                str(out.probe.metric)
-            )
+        for out in self.outputs + self.metric_outputs:
+            block = blocks.setdefault(out.probe.block, _Block(out.probe.block))
+            if out.probe.kind == "metric":
+                block.metrics.append(str(out.probe.metric))
+            else:
+                block.outputs.append(out)
         self.blocks = blocks
         self._handles: list[Any] = []
         for block in blocks.values():
@@ -390,8 +396,19 @@ class TransformerProbes:
             return
         pattern = tensors["pattern"]
         values: dict[str, torch.Tensor] = {}
+        entropy = None
         for metric in block.metrics:
-            if metric in PATTERN_METRICS:
+            if metric in ("attention_entropy", "attention_entropy_norm"):
+                assert pattern is not None
+                if entropy is None:
+                    entropy = am.attention_entropy(pattern.float())
+                n_keys = pattern.shape[-1]
+                values[metric] = (
+                    entropy
+                    if metric == "attention_entropy"
+                    else am.normalise_entropy(entropy, n_keys)
+                )
+            elif metric in PATTERN_METRICS:
                 assert pattern is not None
                 values[metric] = self._pattern_metric(metric, pattern.float())
             elif metric == "value_norm":
@@ -423,10 +440,6 @@ class TransformerProbes:
 
     def _pattern_metric(self, metric: str, pattern: torch.Tensor) -> torch.Tensor:
         prefix = self.layout.prefix_tokens
-        if metric == "attention_entropy":
-            return am.attention_entropy(pattern)
-        if metric == "attention_entropy_norm":
-            return am.attention_entropy_norm(pattern)
         if metric == "sink_share":
             return am.sink_share(pattern, prefix)
         if metric == "density":

@@ -13,7 +13,7 @@ from .registry import (
     build_skeleton,
     check_architecture,
 )
-from .spec import REDUCTIONS, LayerSpec, ModelSpec
+from .spec import REDUCTIONS, LayerSpec, MetricSpec, ModelSpec
 from .weights import read_checkpoint, state_dict_sha256
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "LayerCandidate",
     "LayerError",
     "LayerSpec",
+    "MetricSpec",
     "ModelError",
     "ModelSpec",
     "WeightsError",

@@ -260,11 +260,6 @@ class ModelSpec:
             out["metrics"] = self.metrics.to_dict()
         return out
 
-    @property
-    def has_probes(self) -> bool:
-        """Whether a layer is a transformer probe or attention metrics are asked for."""
-        return bool(self.metrics) or any(parse_probe(x.stored_name) for x in self.layers)
-
 
 def check_layer_entry(layer: LayerSpec, where: str) -> None:
     """Raise :class:`ModelError` for a reduction or head selector the layer cannot take."""
