@@ -304,6 +304,15 @@ def test_metrics_on_hand_made_maps() -> None:
     np.testing.assert_allclose(am.sink_share(uniform, 2), 2.0 / n, rtol=1e-6)
     assert float(am.sink_share(uniform, 0)) == 0.0
 
+    # Density against the top-m definition in float64, on rows far from the 90% boundary.
+    rows = torch.randn(400, 30, generator=torch.Generator().manual_seed(3)).mul(2).softmax(-1)
+    got = am.density(rows[:, None, None, :]).reshape(-1).numpy()
+    top = np.sort(rows.double().numpy(), axis=-1)[:, ::-1].cumsum(-1)
+    m = (top < 0.9 * top[:, -1:]).sum(-1) + 1
+    clear = np.abs(top - 0.9 * top[:, -1:]).min(-1) > 1e-6
+    assert clear.sum() > 390
+    np.testing.assert_allclose(got[clear], m[clear] / 30, rtol=1e-6)
+
     # A 3 x 4 patch grid of 16 x 8 pixel patches behind one class token.
     grid, patch, prefix = (3, 4), (16, 8), 1
     tokens = prefix + 12
