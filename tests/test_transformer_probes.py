@@ -316,7 +316,7 @@ def test_metrics_on_hand_made_maps() -> None:
     # A 3 x 4 patch grid of 16 x 8 pixel patches behind one class token.
     grid, patch, prefix = (3, 4), (16, 8), 1
     tokens = prefix + 12
-    dist = am.patch_distances(grid, patch)
+    dist = am.patch_distances(grid, patch, prefix)
     diagonal = torch.eye(tokens)[None, None]
     assert float(am.attention_distance(diagonal, prefix, dist)) == 0.0
     # Every patch attends to the patch on its right (the last column to itself).
@@ -335,8 +335,16 @@ def test_metrics_on_hand_made_maps() -> None:
     # ... and is what sink_share reports (the class row attends to itself).
     np.testing.assert_allclose(am.sink_share(half, prefix), (1 + 12 * 0.5) / 13, rtol=1e-6)
     # Vertical neighbours are 16 pixels apart, diagonal ones sqrt(16^2 + 8^2).
-    assert float(dist[0, 4]) == 16.0
-    np.testing.assert_allclose(float(dist[0, 5]), np.hypot(16, 8), rtol=1e-6)
+    assert float(dist[1, 5]) == 16.0 and float(dist[0, 5]) == 0.0
+    np.testing.assert_allclose(float(dist[1, 6]), np.hypot(16, 8), rtol=1e-6)
+    # All pattern metrics at once equal the single-metric functions.
+    together = am.pattern_metrics(half, list(METRICS)[:5], prefix, dist)
+    assert list(together) == list(METRICS)[:5]
+    torch.testing.assert_close(together["density"], am.density(half))
+    torch.testing.assert_close(
+        together["attention_distance"], am.attention_distance(half, prefix, dist)
+    )
+    torch.testing.assert_close(together["attention_entropy"], am.attention_entropy(half))
 
     # Head-output norm: ||z W_h^T|| against an explicit projection.
     gen = torch.Generator().manual_seed(0)

@@ -5,11 +5,16 @@ Notation: ``A`` is the attention pattern ``(batch, heads, queries, keys)`` (soft
 each row sums to 1), ``P`` the number of prefix tokens (class, distillation and register
 tokens, which come before the patch tokens), ``v`` the values and ``z`` the per-head mix of
 values ``(batch, heads, tokens, d_head)``. ``docs/transformers.md`` states the same formulas.
+
+:func:`pattern_metrics` computes several pattern metrics of a block at once, sharing what
+they have in common (one pass per quantity over the ``N x N`` maps); the single-metric
+functions give the same numbers.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -20,7 +25,7 @@ from ..probes import DENSITY_MASS
 def attention_entropy(pattern: torch.Tensor) -> torch.Tensor:
     """``mean_q H_q`` with ``H_q = -sum_k A_qk ln A_qk`` in nats (``0 ln 0 = 0``); mean over all
     queries, prefix tokens included."""
-    return -torch.special.xlogy(pattern, pattern).sum(-1).mean(-1)
+    return torch.special.entr(pattern).sum(-1).mean(-1)
 
 
 def attention_entropy_norm(pattern: torch.Tensor) -> torch.Tensor:
@@ -37,9 +42,13 @@ def normalise_entropy(entropy: torch.Tensor, n_keys: int) -> torch.Tensor:
 
 
 def patch_distances(
-    grid: tuple[int, int], patch_size: tuple[int, int], device: torch.device | None = None
+    grid: tuple[int, int],
+    patch_size: tuple[int, int],
+    prefix_tokens: int = 0,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
-    """``(n_patches, n_patches)`` distances in input pixels between patch centres.
+    """``(tokens, tokens)`` distances in input pixels between patch centres, for ``prefix_tokens``
+    tokens without position (their rows and columns are 0) followed by the patches.
 
     Patch ``j`` (row-major over the grid) sits at row ``j // columns``, column
     ``j % columns``; the distance of patches ``a`` and ``b`` is
@@ -50,7 +59,20 @@ def patch_distances(
     r = torch.arange(rows, dtype=torch.float64).repeat_interleave(cols) * ph
     c = torch.arange(cols, dtype=torch.float64).repeat(rows) * pw
     d = torch.sqrt((r[:, None] - r[None, :]) ** 2 + (c[:, None] - c[None, :]) ** 2)
-    return d.to(device=device, dtype=torch.float32)
+    n = prefix_tokens + rows * cols
+    out = torch.zeros(n, n, dtype=torch.float64)
+    out[prefix_tokens:, prefix_tokens:] = d
+    return out.to(device=device, dtype=torch.float32)
+
+
+def _key_masses(pattern: torch.Tensor, prefix_tokens: int) -> torch.Tensor:
+    """``(..., queries, 2)``: each query's attention mass on the prefix keys and on the patch
+    keys (one matrix product with two indicator columns)."""
+    n_keys = pattern.shape[-1]
+    indicators = torch.zeros(n_keys, 2, dtype=pattern.dtype, device=pattern.device)
+    indicators[:prefix_tokens, 0] = 1
+    indicators[prefix_tokens:, 1] = 1
+    return pattern @ indicators
 
 
 def attention_distance(
@@ -61,18 +83,23 @@ def attention_distance(
     For each patch query ``q``: ``D_q = sum_k A_qk d(q, k) / sum_k A_qk`` with ``k`` over the
     patch keys (the attention to prefix tokens, which have no position, is left out and the
     rest renormalised; ``sink_share`` reports it); then the mean of ``D_q`` over the patch
-    queries. ``distances`` comes from :func:`patch_distances`.
+    queries. ``distances`` comes from :func:`patch_distances` (with the same prefix tokens).
     """
-    patches = pattern[..., prefix_tokens:, prefix_tokens:]
-    mass = patches.sum(-1)
-    weighted = (patches * distances).sum(-1)
+    return _distance(pattern, prefix_tokens, distances, _key_masses(pattern, prefix_tokens))
+
+
+def _distance(
+    pattern: torch.Tensor, prefix_tokens: int, distances: torch.Tensor, masses: torch.Tensor
+) -> torch.Tensor:
+    weighted = (pattern * distances).sum(-1)[..., prefix_tokens:]
+    mass = masses[..., prefix_tokens:, 1]
     return (weighted / mass.clamp_min(torch.finfo(mass.dtype).tiny)).mean(-1)
 
 
 def sink_share(pattern: torch.Tensor, prefix_tokens: int) -> torch.Tensor:
     """``mean_q sum_{k < P} A_qk``: attention mass on the prefix tokens, mean over all queries
     (0 for a model without prefix tokens)."""
-    return pattern[..., :prefix_tokens].sum(-1).mean(-1)
+    return _key_masses(pattern, prefix_tokens)[..., 0].mean(-1)
 
 
 def density(pattern: torch.Tensor, mass: float = DENSITY_MASS) -> torch.Tensor:
@@ -93,8 +120,44 @@ def density(pattern: torch.Tensor, mass: float = DENSITY_MASS) -> torch.Tensor:
     else:
         ascending = pattern.sort(dim=-1).values
     partial = ascending.cumsum(-1)
-    dropped = (partial <= (1.0 - mass) * partial[..., -1:]).sum(-1)
+    threshold = ((1.0 - mass) * partial[..., -1:]).contiguous()
+    # Partial sums increase along the row: the count of those <= threshold is where the
+    # threshold would be inserted, to the right of equal values.
+    dropped = torch.searchsorted(partial, threshold, right=True)[..., 0]
     return ((n_keys - dropped).to(torch.float64) / n_keys).mean(-1).to(pattern.dtype)
+
+
+def pattern_metrics(
+    pattern: torch.Tensor,
+    names: Iterable[str],
+    prefix_tokens: int,
+    distances: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """The metrics ``names`` of one block's pattern (``attention_entropy``,
+    ``attention_entropy_norm``, ``attention_distance`` (needs ``distances``), ``sink_share``,
+    ``density``), each ``(batch, heads)``, sharing intermediate results."""
+    names = list(names)
+    out: dict[str, torch.Tensor] = {}
+    if {"attention_entropy", "attention_entropy_norm"} & set(names):
+        entropy = attention_entropy(pattern)
+        if "attention_entropy" in names:
+            out["attention_entropy"] = entropy
+        if "attention_entropy_norm" in names:
+            out["attention_entropy_norm"] = normalise_entropy(entropy, pattern.shape[-1])
+    if {"attention_distance", "sink_share"} & set(names):
+        masses = _key_masses(pattern, prefix_tokens)
+        if "sink_share" in names:
+            out["sink_share"] = masses[..., 0].mean(-1)
+        if "attention_distance" in names:
+            if distances is None:
+                raise ValueError("attention_distance needs the patch distances")
+            out["attention_distance"] = _distance(pattern, prefix_tokens, distances, masses)
+    if "density" in names:
+        out["density"] = density(pattern)
+    unknown = set(names) - set(out)
+    if unknown:
+        raise ValueError(f"not pattern metrics: {sorted(unknown)}")
+    return {name: out[name] for name in names}
 
 
 def value_norm(values: torch.Tensor) -> torch.Tensor:

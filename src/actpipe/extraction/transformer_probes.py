@@ -396,29 +396,22 @@ class TransformerProbes:
             return
         pattern = tensors["pattern"]
         values: dict[str, torch.Tensor] = {}
-        entropy = None
-        for metric in block.metrics:
-            if metric in ("attention_entropy", "attention_entropy_norm"):
-                assert pattern is not None
-                if entropy is None:
-                    entropy = am.attention_entropy(pattern.float())
-                n_keys = pattern.shape[-1]
-                values[metric] = (
-                    entropy
-                    if metric == "attention_entropy"
-                    else am.normalise_entropy(entropy, n_keys)
-                )
-            elif metric in PATTERN_METRICS:
-                assert pattern is not None
-                values[metric] = self._pattern_metric(metric, pattern.float())
-            elif metric == "value_norm":
-                assert tensors["v"] is not None
-                values[metric] = am.value_norm(tensors["v"].float())
-            elif metric == "head_out_norm":
-                assert mixed is not None
-                if block.gram is None or block.gram.device != weight.device:
-                    block.gram = am.output_gram(weight, self.layout.num_heads)
-                values[metric] = am.head_out_norm(mixed.float(), block.gram)
+        asked = [m for m in block.metrics if m in PATTERN_METRICS]
+        if asked:
+            assert pattern is not None
+            distances = self._token_distances(pattern) if "attention_distance" in asked else None
+            values.update(
+                am.pattern_metrics(pattern.float(), asked, self.layout.prefix_tokens, distances)
+            )
+        if "value_norm" in block.metrics:
+            assert tensors["v"] is not None
+            values["value_norm"] = am.value_norm(tensors["v"].float())
+        if "head_out_norm" in block.metrics:
+            assert mixed is not None
+            if block.gram is None or block.gram.device != weight.device:
+                block.gram = am.output_gram(weight, self.layout.num_heads)
+            values["head_out_norm"] = am.head_out_norm(mixed.float(), block.gram)
+        values = {metric: values[metric] for metric in block.metrics}
         n_heads = self.layout.num_heads
         for metric, value in values.items():
             name = metric_probe(block.index, metric).name
@@ -438,15 +431,7 @@ class TransformerProbes:
         full = (mixed @ w).float()
         return reduce_heads(full, how, "head_out")[0], shape
 
-    def _pattern_metric(self, metric: str, pattern: torch.Tensor) -> torch.Tensor:
-        prefix = self.layout.prefix_tokens
-        if metric == "sink_share":
-            return am.sink_share(pattern, prefix)
-        if metric == "density":
-            return am.density(pattern)
-        return am.attention_distance(pattern, prefix, self._patch_distances(pattern))
-
-    def _patch_distances(self, pattern: torch.Tensor) -> torch.Tensor:
+    def _token_distances(self, pattern: torch.Tensor) -> torch.Tensor:
         assert self.grid is not None
         n_patches = pattern.shape[-1] - self.layout.prefix_tokens
         if self.grid[0] * self.grid[1] != n_patches:
@@ -459,6 +444,6 @@ class TransformerProbes:
         dist = self._distances.get(key)
         if dist is None:
             dist = self._distances[key] = am.patch_distances(
-                self.grid, self.layout.patch_size, pattern.device
+                self.grid, self.layout.patch_size, self.layout.prefix_tokens, pattern.device
             )
         return dist
