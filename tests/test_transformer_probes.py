@@ -517,3 +517,15 @@ def test_a_metric_listed_as_a_layer_is_stored_once() -> None:
     np.testing.assert_allclose(got["blocks.1.attn.density"], ref_density(pattern), rtol=1e-6)
     assert cap.applied["blocks.1.attn.density"] == "none"
     assert cap.layer_attrs["blocks.1.attn.density"]["kind"] == "metric"
+
+
+def test_actpipe_layers_lists_the_probes_of_a_transformer(capsys) -> None:
+    from actpipe.cli import main
+
+    kwargs = '{"img_size": 32, "depth": 2, "reg_tokens": 4}'
+    assert main(["layers", "timm:vit_tiny_patch16_224", "--size", "32", "--kwargs", kwargs]) == 0
+    out = capsys.readouterr().out
+    assert "transformer probes (timm, 3 heads, 5 prefix token(s)" in out
+    assert "for i in 0..1" in out and "attn.head_out" in out and "density" in out
+    assert main(["layers", "torchvision:resnet18", "--size", "32", "--json"]) == 0
+    assert '"probes": null' in capsys.readouterr().out

@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="list a model's layer names with their output shapes",
         description="Build the model (seeded random weights; shapes do not depend on them), "
         "run one dummy image through it and list every module (or ONNX tensor) with its "
-        "output shape. Entries marked * are what 'layers: auto' picks.",
+        "output shape. Entries marked * are what 'layers: auto' picks. For a supported "
+        "Vision Transformer, the transformer probes and attention metrics it offers follow.",
     )
     parser.add_argument(
         "model",
@@ -99,6 +100,12 @@ def run(args: argparse.Namespace) -> int:
         block["preprocess"] = {**pre, "size": args.size, "resize": args.size}
     spec = ModelSpec.from_config(name, block)
     layers, auto = list_layers(spec)
+    probes = None
+    if not spec.is_onnx:
+        from ..models.registry import build_skeleton
+        from ..models.transformers import available_probes
+
+        probes = available_probes(build_skeleton(spec))
     if args.auto:
         print(json.dumps(auto) if args.json else "\n".join(auto))
         return 0
@@ -117,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
                         }
                         for info in layers
                     ],
+                    "probes": probes,
                 },
                 indent=1,
             )
@@ -140,4 +148,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"{name} ({spec.source}: {spec.arch}), input 3x{size}x{size}; * = layers: auto")
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    if probes is not None:
+        n = probes["blocks"]
+        print(
+            f"\ntransformer probes ({probes['family']}, {probes['num_heads']} heads, "
+            f"{probes['prefix_tokens']} prefix token(s); docs/transformers.md): "
+            f"blocks.{{i}}.{{site}} for i in 0..{n - 1}, site one of "
+            f"{', '.join(probes['sites'])}; per-head sites take @h{{k}}; metrics: "
+            f"{', '.join(probes['metrics'])}"
+        )
     return 0

@@ -19,11 +19,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
 from ..errors import LayerError, ModelError
-from ..probes import Probe, metric_probe, parse_probe
+from ..probes import HEAD_SITES, METRICS, RESIDUAL_SITES, Probe, metric_probe, parse_probe
 from .spec import LayerSpec, MetricSpec
 
 SUPPORTED_FAMILIES = (
@@ -166,6 +167,25 @@ def transformer_layout(model: nn.Module, model_name: str) -> TransformerLayout:
         f"{SUPPORTED_FAMILIES}. Found {type(model).__module__}.{type(model).__name__}{found}; "
         "remove the probes (blocks.{i}.resid_*, blocks.{i}.attn.*) and metrics from this model"
     )
+
+
+def available_probes(model: nn.Module) -> dict[str, Any] | None:
+    """What a supported Vision Transformer offers to probe (``None`` for any other model):
+    its family, block count, heads, prefix tokens and the probe sites and metrics of every
+    block, as ``actpipe layers`` shows them."""
+    try:
+        layout = transformer_layout(model, "")
+    except ModelError:
+        return None
+    return {
+        "family": layout.family,
+        "blocks": len(layout.blocks),
+        "num_heads": layout.num_heads,
+        "prefix_tokens": layout.prefix_tokens,
+        "class_token": layout.class_token,
+        "sites": [*RESIDUAL_SITES, *HEAD_SITES],
+        "metrics": list(METRICS),
+    }
 
 
 @dataclass
