@@ -5,6 +5,7 @@ read back the way the dashboard's backend reads them."""
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -241,6 +242,10 @@ def test_bad_sources(results, tmp_path, capsys):
     with pytest.raises(FormatError, match=r"centroids of 'l1' point to .*centroids\.h5"):
         export_dashboard([broken], tmp_path / "x")
     assert not (tmp_path / "x").exists() and no_hidden(tmp_path)
+    with pytest.raises(FormatError, match=r"is a parameter set's folder of actpipe"):
+        export_dashboard([folders["kmeans_k3"]], folders["minibatch_k4"], force=True)
+    with pytest.raises(FormatError, match=r"no such folder"):
+        export_dashboard([tmp_path / "nowhere"], tmp_path / "x")
     # a file in the way, and the per-stimulus layout's options
     (tmp_path / "file").write_text("")
     assert (
@@ -268,3 +273,55 @@ def test_bad_sources(results, tmp_path, capsys):
         == 1
     )
     assert "--model applies to --layout per-stimulus" in capsys.readouterr().err
+
+
+def test_a_failed_swap_leaves_the_folder_as_it_was(results, tmp_path, monkeypatch):
+    _, folders = results
+    out = tmp_path / "m"
+    export_dashboard([folders["kmeans_k3"]], out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    import actpipe.dashboard_layout as layout
+
+    real = os.rename
+
+    def failing(src, dst):
+        if Path(dst) == out / "metadata.json" and Path(src).parent.name.endswith(".partial"):
+            raise OSError("disk full")  # installing the new metadata.json fails
+        return real(src, dst)
+
+    monkeypatch.setattr(layout.os, "rename", failing)
+    with pytest.raises(OSError, match="disk full"):
+        export_dashboard([folders["minibatch_k4"]], out, force=True)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before and no_hidden(out)
+
+
+def test_folders_that_do_not_belong_together_or_are_damaged(results, tmp_path):
+    import shutil
+
+    _, folders = results
+    source = folders["kmeans_k3"]
+
+    def copy(name: str) -> Path:
+        return Path(shutil.copytree(source, tmp_path / name))
+
+    other_model = copy("other_model")
+    meta = json.loads((other_model / "metadata.json").read_text())
+    (other_model / "metadata.json").write_text(json.dumps({**meta, "model": "resnet18"}))
+    with pytest.raises(FormatError, match=r"model 'resnet18', but .* has 'm'"):
+        export_dashboard([source, other_model], tmp_path / "x")
+    other_set = copy("other_set")
+    (other_set / "metadata.json").write_text(json.dumps({**meta, "stimulus_set": "digits"}))
+    with pytest.raises(FormatError, match=r"stimulus_set 'digits', but .* has 't'"):
+        export_dashboard([source, other_set], tmp_path / "x")
+    mixed = copy("mixed")
+    paths = json.loads((mixed / "paths.json").read_text())
+    (mixed / "paths.json").write_text(json.dumps({**paths, "layers": ["l1", "l2"]}))
+    with pytest.raises(FormatError, match=r"layers \['l1', 'l2'\] differ from metadata"):
+        export_dashboard([mixed], tmp_path / "x")
+    nan = copy("nan")
+    with h5py.File(nan / "centroids.h5", "r+") as f:
+        f["l1/centroids"][1, 2] = np.nan  # l1's centroids are only in centroids.h5
+    with pytest.raises(FormatError, match=r"centroid 1 of layer 'l1' holds NaN or inf"):
+        export_dashboard([nan], tmp_path / "x")
+    assert not (tmp_path / "x").exists() and no_hidden(tmp_path)

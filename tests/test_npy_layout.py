@@ -285,3 +285,15 @@ def test_import_command_options(tmp_path, capsys):
     assert "--models-dir applies to HDF5 files" in capsys.readouterr().err
     assert main(["import", str(out), str(tmp_path / "p.h5"), "--replicates-first"]) == 1
     assert "apply to a directory" in capsys.readouterr().err
+
+
+def test_nonfinite_values_are_kept_and_reported_by_validate(tmp_path):
+    root = good_tree(tmp_path / "t")
+    values = np.load(root / "fc1" / "2.npy")
+    values[0, 1] = np.inf
+    np.save(root / "fc1" / "2.npy", values)
+    out = import_npy_layout(root, tmp_path / "x.h5")
+    with h5py.File(out, "r") as f:
+        assert np.isinf(f["t/layers/fc1"][2, 0, 1])
+    (problem,) = validate_file(out)
+    assert problem.severity == "error" and "first in stimulus '2'" in problem.message

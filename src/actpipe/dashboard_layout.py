@@ -96,6 +96,8 @@ class ClusterFolder:
 
 
 def _read_json(path: Path, what: str) -> Any:
+    if not path.parent.is_dir():
+        raise FormatError(f"{path.parent}: no such folder (a parameter set's folder expected)")
     if not path.is_file():
         folder = path.parent
         candidates = sorted(
@@ -343,6 +345,12 @@ def export_dashboard(
     metadata = dashboard_metadata(folders, set_names, example_key)
     if out_dir.exists() and not out_dir.is_dir():
         raise FormatError(f"{out_dir}: exists and is not a folder")
+    if (out_dir / CLUSTER_OUTPUTS["transitions"]).exists() or any(
+        out_dir.resolve() == f.path.resolve() for f in folders
+    ):
+        raise FormatError(
+            f"{out_dir}: is a parameter set's folder of actpipe; export into another folder"
+        )
     existing = _owned_entries(out_dir)
     if existing and not force:
         raise FileExistsError(

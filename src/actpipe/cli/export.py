@@ -35,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"{PER_STIMULUS}: one activation file; {DASHBOARD_LAYOUT}: one or more "
         "parameter set folders",
     )
-    parser.add_argument("out", help="the file (or, for the dashboard, the folder) to write")
+    parser.add_argument(
+        "out", metavar="OUT", help="the file (or, for the dashboard, the folder) to write"
+    )
     parser.add_argument(
         "--layout",
         required=True,

@@ -127,6 +127,8 @@ def find_layers(
     root = Path(root)
     if not root.is_dir():
         raise FormatError(f"{root}: not a directory")
+    if isinstance(layers, str):
+        layers = [layers]
     metadata = _backend_metadata(root)
     folders: dict[str, list[str]] = {}
     for entry in sorted(os.scandir(root), key=lambda e: natural_key(e.name)):
