@@ -33,9 +33,9 @@ of the same model and stimulus set (``results/clusters/{set}/{model}/{parameter_
 Output is atomic: a new ``OUT_DIR`` is written under a temporary name and renamed; into an
 existing one (for instance the backend's folder that also holds the layer folders of
 ``.npy`` files) the sets and ``metadata.json`` are written under temporary names first and
-moved into place last. ``metadata.json`` and every ``set_*`` folder of ``OUT_DIR`` belong to
-the export: if any exist, ``force`` is needed, and they are all replaced; nothing else in
-``OUT_DIR`` is touched.
+moved into place last. ``metadata.json``, ``example_ids.json`` and every ``set_*`` folder of
+``OUT_DIR`` belong to the export: if any exist, ``force`` is needed, and they are all
+replaced; nothing else in ``OUT_DIR`` is touched.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import string
 from collections.abc import Sequence
@@ -54,21 +53,21 @@ from typing import Any, TextIO
 import h5py
 import numpy as np
 
+from ._io import temporary_path
 from ._version import __version__
 from .errors import FormatError
 from .results import CLUSTER_OUTPUTS
+from .storage.npy_layout import METADATA_FILE, SET_FOLDER
 
 PathLike = str | os.PathLike[str]
 
 DASHBOARD_LAYOUT = "gatormind"
-METADATA = "metadata.json"
 PATHS = "paths.json"
 CENTROIDS = "centroids.json"
 EXAMPLE_IDS = "example_ids.json"
 DEFAULT_EXAMPLE_KEY = "{id}"
 KEY_FIELDS = ("id", "index", "stimulus", "replicate")
 DROPPED = -1
-SET_FOLDER = re.compile(r"set_.*")
 _BLOCK_VALUES = 1 << 20
 """Centroid values read from ``centroids.h5`` at a time."""
 
@@ -320,7 +319,7 @@ def _owned_entries(out_dir: Path) -> list[Path]:
     """What the export writes and replaces in an existing ``out_dir``."""
     if not out_dir.is_dir():
         return []
-    owned = [out_dir / METADATA, out_dir / EXAMPLE_IDS]
+    owned = [out_dir / METADATA_FILE, out_dir / EXAMPLE_IDS]
     found = [p for p in owned if p.exists()]
     found += sorted(p for p in out_dir.iterdir() if p.is_dir() and SET_FOLDER.fullmatch(p.name))
     return found
@@ -358,12 +357,11 @@ def export_dashboard(
             "(force=True) to replace metadata.json and every set_* folder there"
         )
     fresh = not out_dir.exists()
-    tag = f"{os.getpid()}.partial"
     if fresh:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = out_dir.with_name(f".{out_dir.name}.{tag}")
+        staging = temporary_path(out_dir)
     else:
-        staging = out_dir / f".export.{tag}"
+        staging = out_dir / f".export.{os.getpid()}.partial"
     try:
         staging.mkdir()
         for name, folder in zip(set_names, folders, strict=True):
@@ -377,8 +375,8 @@ def export_dashboard(
             mapping = dict(zip(keys, folders[0].paths, strict=True))
             (staging / EXAMPLE_IDS).write_text(json.dumps(mapping, indent=1) + "\n")
             written.append(EXAMPLE_IDS)
-        (staging / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
-        written.append(METADATA)
+        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+        written.append(METADATA_FILE)
         if fresh:
             os.rename(staging, out_dir)
         else:

@@ -50,8 +50,10 @@ PathLike = str | os.PathLike[str]
 NPY_LAYOUT = "per-example-npy"
 NPY_SUFFIX = ".npy"
 METADATA_FILE = "metadata.json"
-NON_LAYER_FOLDERS = re.compile(r"set_.*|images")
-"""Sub-folders the backend writes beside its layer folders (cluster sets, images)."""
+"""The backend's description of the folder: ``{"num_examples", "layers", "k"}``."""
+SET_FOLDER = re.compile(r"set_.*")
+"""Sub-folders of cluster-path sets (``set_01``, ...), beside the layer folders."""
+IMAGES_FOLDER = "images"
 _NUMERIC_KINDS = "biuf"
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,17 @@ class NpyLayer:
     ids: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class NpyFolder:
+    """A model's folder: its layers in import order, its ``metadata.json`` (or None), and
+    where the order came from (``argument``, ``metadata.json`` or ``folders``)."""
+
+    root: Path
+    layers: list[NpyLayer]
+    metadata: dict[str, Any] | None
+    layers_from: str
+
+
 def _example_ids(folder: Path) -> list[str]:
     with os.scandir(folder) as entries:
         return [
@@ -116,10 +129,8 @@ def _backend_metadata(root: Path) -> dict[str, Any] | None:
     return data
 
 
-def find_layers(
-    root: PathLike, layers: Sequence[str] | None = None
-) -> tuple[list[NpyLayer], dict[str, Any] | None]:
-    """The layer folders of ``root`` in import order, and its ``metadata.json`` (or None).
+def find_layers(root: PathLike, layers: Sequence[str] | None = None) -> NpyFolder:
+    """The layer folders of ``root`` in import order (see the module docstring).
 
     Checks that every layer holds at least one ``.npy`` file and that all hold the same
     example ids; raises :class:`FormatError` naming the folder otherwise.
@@ -135,11 +146,11 @@ def find_layers(
         if entry.name.startswith(".") or not entry.is_dir():
             continue
         ids = _example_ids(Path(entry.path))
-        if not ids and NON_LAYER_FOLDERS.fullmatch(entry.name):
+        if not ids and (SET_FOLDER.fullmatch(entry.name) or entry.name == IMAGES_FOLDER):
             continue
         folders[entry.name] = ids
     if layers is not None:
-        chosen = list(layers)
+        chosen, layers_from = list(layers), "argument"
         if len(set(chosen)) != len(chosen):
             raise FormatError(f"{root}: a layer is named twice in {chosen}")
         for name in chosen:
@@ -148,7 +159,7 @@ def find_layers(
                     f"{root}: no layer folder {name!r}; layer folders: {', '.join(folders)}"
                 )
     elif metadata is not None and metadata.get("layers"):
-        chosen = list(metadata["layers"])
+        chosen, layers_from = list(metadata["layers"]), METADATA_FILE
         missing = [name for name in chosen if name not in folders]
         if missing:
             raise FormatError(
@@ -165,7 +176,7 @@ def find_layers(
             )
         chosen += extra
     else:
-        chosen = list(folders)
+        chosen, layers_from = list(folders), "folders"
     if not chosen:
         loose = _example_ids(root)
         hint = (
@@ -186,7 +197,7 @@ def find_layers(
             )
     found = [NpyLayer(n, root / n, tuple(natural_sorted(folders[n]))) for n in chosen]
     _check_same_ids(root, found)
-    return found, metadata
+    return NpyFolder(root, found, metadata, layers_from)
 
 
 def _check_same_ids(root: Path, layers: list[NpyLayer]) -> None:
@@ -281,7 +292,8 @@ def import_npy_layout(
     """
     root = Path(root)
     out = Path(out)
-    found, metadata = find_layers(root, layers)
+    folder = find_layers(root, layers)
+    found = folder.layers
     name = model if model is not None else root.resolve().name
     if not name or "/" in name or name.startswith("."):
         raise FormatError(
@@ -298,12 +310,7 @@ def import_npy_layout(
         )
     n_rep = replicates.pop()
     ids = list(found[0].ids)
-    layers_from = "folders"
-    if layers is not None:
-        layers_from = "argument"
-    elif metadata is not None and metadata.get("layers"):
-        layers_from = METADATA_FILE
-    recorded = (metadata or {}).get("num_examples")
+    recorded = (folder.metadata or {}).get("num_examples")
     if isinstance(recorded, int) and recorded != len(ids):
         log.warning(
             "%s: %s says num_examples %d, but the layer folders hold %d examples",
@@ -328,10 +335,9 @@ def import_npy_layout(
             "imported_from": str(root),
             "imported": {
                 "layout": NPY_LAYOUT,
-                "layers_from": layers_from,
+                "layers_from": folder.layers_from,
                 "replicates_first": replicates_first,
-                "shapes": {n: list(s.shape) for n, s in shapes.items()},
-                "metadata": metadata,
+                "metadata": folder.metadata,
             },
         }
         return writer.finish(ids, attrs)
