@@ -19,7 +19,7 @@ from actpipe.clustering import cluster_layer
 from actpipe.dashboard_layout import export_dashboard
 from actpipe.errors import FormatError
 from tests.helpers import dashboard
-from tests.helpers.clustering import blobs, write_activations
+from tests.helpers.clustering import projected_blobs, write_activations
 from tests.helpers.npy_tree import backend_activations, write_backend_tree
 
 LAYERS = ["l1", "l2", "l3"]
@@ -58,12 +58,7 @@ def layer_file(folder: Path, layer: str) -> dict:
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     """Two parameter sets of one model: three blob layers, one NaN row in l2 (dropped)."""
-    X, _ = blobs(n=60, centers=3, dim=6, seed=4)
-    rng = np.random.default_rng(0)
-    layers = {
-        name: np.stack([X @ rng.normal(size=(6, d))] * 2, axis=1)
-        for name, d in zip(LAYERS, (6, 4, 5), strict=True)
-    }
+    layers, _ = projected_blobs(dict(zip(LAYERS, (6, 4, 5), strict=True)), n=60, seed=4)
     layers["l2"][5, 1, 2] = np.nan
     root = tmp_path_factory.mktemp("res")
     acts = write_activations(root / "m.h5", "m", layers)
