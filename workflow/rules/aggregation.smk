@@ -13,7 +13,13 @@ rule aggregate_clusters:
         centroids="results/clusters/{stimset}/{model}/{pset}/centroids.json",
         centroids_h5="results/clusters/{stimset}/{model}/{pset}/centroids.h5",
         metadata="results/clusters/{stimset}/{model}/{pset}/metadata.json",
-        quality="results/clusters/{stimset}/{model}/{pset}/quality.tsv",
+        quality=report(
+            "results/clusters/{stimset}/{model}/{pset}/quality.tsv",
+            caption="../report/quality.rst",
+            category="Quality",
+            subcategory="{stimset}",
+            labels={"model": "{model}", "parameter set": "{pset}"},
+        ),
     log:
         "logs/aggregate_clusters/{stimset}/{model}/{pset}.log",
     benchmark:
@@ -33,7 +39,9 @@ rule report:
     input:
         get_report_inputs,
     output:
-        "results/report.md",
+        report(
+            "results/report.md", caption="../report/report_md.rst", category="Report"
+        ),
     log:
         "logs/report.log",
     benchmark:

@@ -296,7 +296,7 @@ def get_report_inputs(wildcards):
 
 
 def get_final_output():
-    targets = ["results/report.md"]
+    targets = ["results/report.md", *site_targets()]
     for stimset in STIMULI:
         targets.append(f"results/activations/{PREFIX}_{stimset}.h5")
         for model in MODELS:
@@ -304,3 +304,46 @@ def get_final_output():
                 base = f"results/clusters/{stimset}/{model}/{pset}"
                 targets += [f"{base}/{name}" for name in CLUSTER_OUTPUTS]
     return targets
+
+
+# The results site (workflow/rules/site.smk, docs/site.md).
+SITE = config["site"]
+SITE_RUN_FILES = (
+    "metadata.json",
+    "quality.tsv",
+    "paths.json",
+    "transitions.json",
+    "distances.h5",
+)
+
+
+def site_runs():
+    """Every (stimulus set, model, parameter set) the site shows, in config order."""
+    return [[s, m, p] for s in STIMULI for m in MODELS for p in PARAMETER_SETS]
+
+
+def site_targets():
+    return ["results/site"] if SITE["enabled"] else []
+
+
+def get_distance_inputs(wildcards):
+    """The layer files of a clustering and what it read (activations, maybe gradients)."""
+    return {
+        "layers": get_layer_cluster_files(wildcards),
+        **get_cluster_inputs(wildcards),
+    }
+
+
+def get_site_inputs(wildcards):
+    """Thumbnails of every set, and the aggregated files and distances of every run.
+
+    A later analysis whose page reads its own outputs adds them here (docs/site.md).
+    """
+    return {
+        "thumbnails": [f"results/thumbnails/{stimset}" for stimset in STIMULI],
+        "runs": [
+            f"results/clusters/{stimset}/{model}/{pset}/{name}"
+            for stimset, model, pset in site_runs()
+            for name in SITE_RUN_FILES
+        ],
+    }
