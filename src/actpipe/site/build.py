@@ -82,7 +82,7 @@ def write_assets(site: SiteWriter, pages: list[Page]) -> dict[str, Any]:
         site.text(f"assets/{name}", _static(name).read_text(encoding="utf-8"))
     scripts = []
     for page in pages:
-        source = _static(f"pages/{page.name}.js")
+        source = page.script()
         if not source.is_file():
             raise FileNotFoundError(
                 f"page {page.name!r} has no script {source}; add it (see docs/site.md)"

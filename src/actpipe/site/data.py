@@ -19,7 +19,10 @@ table:
     runs/{run}/transitions               transitions.json's links (the "all transitions" view)
     runs/{run}/layers/{layer}            per cluster: label composition, distance range
     runs/{run}/members/{layer}/{c}-{j}   members j*M .. (j+1)*M-1 of cluster c, nearest first
-    runs/{run}/paths/{j}                 examples j*P .. (j+1)*P-1: ids, paths, distances, ranks
+    runs/{run}/paths/{j}                 examples j*P .. (j+1)*P-1: paths, distances, ranks
+
+When example i is stimulus i (replicate means of every stimulus, the usual case), chunks hold
+example indices only; otherwise they add example ids and stimulus indices.
 
 :func:`write_stimuli` writes a set's ``sets/{set}/labels`` (label columns and values) and
 ``sets/{set}/stimuli/{j}`` (ids and label codes of stimuli j*S .. (j+1)*S-1).
@@ -73,6 +76,12 @@ class RunData:
     @property
     def exposures(self) -> bool:
         return not str(self.run.metadata.get("examples", "stimuli")).startswith("stimuli")
+
+    @property
+    def identity(self) -> bool:
+        """Whether example i is stimulus i of the set (then chunks leave out ids and
+        stimulus indices: the stimulus table has them)."""
+        return not self.exposures and np.array_equal(self.stimulus, np.arange(self.n))
 
     def sizes(self, layer: int) -> np.ndarray:
         return np.diff(self.starts[layer])
@@ -294,6 +303,7 @@ def write_run(data: RunData, site: SiteWriter, options: SiteOptions) -> dict[str
             "layers": layers,
             "top": {"paths": data.top_paths.tolist(), "counts": data.top_counts.tolist()},
             "chunks": {
+                "identity": data.identity,
                 "paths": options.paths_chunk,
                 "members": options.members_chunk,
                 "memberFiles": member_chunks,
@@ -348,10 +358,9 @@ def _write_members(
         n_chunks = -(-len(members) // size)
         for j in range(n_chunks):
             part = members[j * size : (j + 1) * size]
-            chunk: dict[str, Any] = {
-                "e": part.tolist(),
-                "s": data.stimulus[part].tolist(),
-            }
+            chunk: dict[str, Any] = {"e": part.tolist()}
+            if not data.identity:
+                chunk["s"] = data.stimulus[part].tolist()
             if distances is not None:
                 chunk["d"] = round_significant(distances[part, layer])
             if data.exposures:
@@ -368,9 +377,11 @@ def _write_paths(data: RunData, site: SiteWriter, base: str, size: int) -> None:
         distances = [list(row) for row in zip(*columns, strict=True)] if columns else None
     for j in range(-(-data.n // size)):
         a, b = j * size, min(data.n, (j + 1) * size)
-        chunk: dict[str, Any] = {
-            "ids": data.ids[a:b],
-            "s": data.stimulus[a:b].tolist(),
+        chunk: dict[str, Any] = {}
+        if not data.identity:
+            chunk["ids"] = data.ids[a:b]
+            chunk["s"] = data.stimulus[a:b].tolist()
+        chunk |= {
             "p": data.matrix[a:b].tolist(),
             "pc": data.path_count[a:b].tolist(),
             "pr": data.path_rank[a:b].tolist(),

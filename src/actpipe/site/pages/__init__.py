@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from ..files import SiteWriter
@@ -71,6 +73,10 @@ class Page:
     def build(self, context: BuildContext) -> dict[str, Any] | None:
         """Write this page's data files; return what the page finds in ``index``."""
         return None
+
+    def script(self) -> Path:
+        """The page's script: ``static/pages/{name}.js`` of this package."""
+        return Path(str(resources.files("actpipe.site") / "static" / "pages" / f"{self.name}.js"))
 
 
 def load_pages(names: tuple[str, ...] = PAGES) -> list[Page]:

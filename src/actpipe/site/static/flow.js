@@ -133,7 +133,7 @@
     var nodeColour = m.nodes.map(function (n) { return n.cluster < 0 ? api.otherColour : colours.colour(n.layer, n.cluster); });
     var trace = {
       type: "sankey",
-      arrangement: "snap",
+      arrangement: "fixed",
       valueformat: ",d",
       node: {
         label: m.nodes.map(function (n) {

@@ -5,7 +5,7 @@
  * - Pages: actpipe.page({name, title, render(view, route, api)}) registers a page; the
  *   router calls render for #/{name}/{args...}?{params} with a fresh <div> to fill.
  * - DOM: h(tag, attrs, ...children) builds elements; text goes through textContent only,
- *   never innerHTML, so names and labels from the data always show as text.
+ *   never parsed as markup, so names and labels from the data always show as text.
  * - Plotly: api.plotly() loads the vendored plotly.js on first use; api.plotText() escapes
  *   text for Plotly's labels and hover boxes (Plotly reads a little HTML in them).
  * - Colours: api.palette(n) is colour-blind safe: Okabe-Ito up to 8 colours, then

@@ -148,7 +148,7 @@
           for (var i = first; i < last; i++) {
             var part = chunks[Math.floor((i - base) / chunk)];
             var at = (i - base) % chunk;
-            members.push({ rank: i, example: part.e[at], stimulus: part.s[at], distance: part.d ? part.d[at] : null, replicate: part.r ? part.r[at] : null });
+            members.push({ rank: i, example: part.e[at], stimulus: part.s ? part.s[at] : part.e[at], distance: part.d ? part.d[at] : null, replicate: part.r ? part.r[at] : null });
           }
           return api.stimuli(set, members.map(function (m) { return m.stimulus; })).then(function (infos) {
             if (!alive()) return;

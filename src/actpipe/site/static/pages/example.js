@@ -27,11 +27,12 @@
         return api.load("runs/" + key + "/paths/" + Math.floor(e / size)).then(function (chunk) {
           var at = e % size;
           var ex = {
-            id: chunk.ids[at], stimulus: chunk.s[at], path: chunk.p[at], count: chunk.pc[at], rank: chunk.pr[at],
+            id: chunk.ids ? chunk.ids[at] : null, stimulus: chunk.s ? chunk.s[at] : e, path: chunk.p[at], count: chunk.pc[at], rank: chunk.pr[at],
             ranks: chunk.rk[at], distances: chunk.d ? chunk.d[at] : null, replicate: chunk.r ? chunk.r[at] : -1
           };
           return api.stimuli(set, [ex.stimulus]).then(function (infos) {
             if (!alive()) return null;
+            if (ex.id === null) ex.id = infos[0].id;
             return draw(view, api, run, labels, set, key, e, ex, infos[0], route);
           });
         });
