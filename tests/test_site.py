@@ -530,3 +530,27 @@ def test_serve_command_reports_a_missing_site(tmp_path: Path, capsys):
 
     assert main(["serve", str(tmp_path), "--port", "0"]) == 1
     assert "no site here" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- workflow
+
+
+@pytest.mark.workflow
+def test_site_jobs_follow_the_site_block(tmp_path: Path):
+    from conftest import run_snakemake, tiny_config, write_config
+
+    config = tiny_config()
+    write_config(tmp_path, config)
+    out = run_snakemake(tmp_path, "-n", "--cores", "1").stdout
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], flags=re.M))
+    assert counts["make_thumbnails"] == "2"
+    assert counts["member_distances"] == "4"  # sets x models x parameter sets
+    assert counts["build_site"] == "1"
+    config["site"] = {"enabled": False}
+    write_config(tmp_path, config)
+    out = run_snakemake(tmp_path, "-n", "--cores", "1").stdout
+    assert not re.search(r"^(build_site|make_thumbnails|member_distances)\s", out, flags=re.M)
+    config["site"] = {"top_path": 5}
+    write_config(tmp_path, config)
+    proc = run_snakemake(tmp_path, "-n", "--cores", "1", check=False)
+    assert proc.returncode != 0 and "top_path" in proc.stdout + proc.stderr

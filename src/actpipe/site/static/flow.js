@@ -133,7 +133,7 @@
     var nodeColour = m.nodes.map(function (n) { return n.cluster < 0 ? api.otherColour : colours.colour(n.layer, n.cluster); });
     var trace = {
       type: "sankey",
-      arrangement: "fixed",
+      arrangement: "snap",
       valueformat: ",d",
       node: {
         label: m.nodes.map(function (n) {
@@ -212,12 +212,21 @@
       });
     }).then(function () {
       if (opts.onNode && !el.dataset.clickBound) {
+        /* A click on a node opens its cluster. Nodes can also be dragged (which swallows
+           Plotly's click event), so a press and release on a node without moving is a click. */
         el.dataset.clickBound = "1";
-        el.on("plotly_click", function (ev) {
-          var point = ev && ev.points && ev.points[0];
-          if (!point || !("sourceLinks" in point || "targetLinks" in point)) return;
-          var data = el._actpipeModel.nodes[point.pointNumber !== undefined ? point.pointNumber : point.index];
-          if (data && data.cluster >= 0) el._actpipeOnNode(data.layer, data.cluster);
+        var down = null;
+        el.addEventListener("pointerdown", function (ev) {
+          down = ev.button === 0 ? [ev.clientX, ev.clientY] : null;
+        });
+        el.addEventListener("pointerup", function (ev) {
+          var start = down;
+          down = null;
+          if (!start || Math.abs(ev.clientX - start[0]) + Math.abs(ev.clientY - start[1]) > 4) return;
+          var node = ev.target && ev.target.closest ? ev.target.closest(".sankey-node") : null;
+          var datum = node && node.__data__ && node.__data__.node;
+          var data = datum && datum.customdata;
+          if (data && data[1] >= 0 && el._actpipeOnNode) el._actpipeOnNode(data[0], data[1]);
         });
       }
       el._actpipeModel = m;

@@ -362,7 +362,7 @@
   /* ------------------------------------------------------------------ routing */
 
   function parseRoute() {
-    var raw = location.hash.replace(/^#\/?/, "");
+    var raw = location.hash.slice(0, 2) === "#/" ? location.hash.slice(2) : "";
     var q = raw.indexOf("?");
     var path = q >= 0 ? raw.slice(0, q) : raw;
     var params = new URLSearchParams(q >= 0 ? raw.slice(q + 1) : "");
@@ -415,8 +415,13 @@
     }
   });
 
+  var rendered = false;
+
   function render() {
-    if (location.hash && location.hash.slice(0, 2) !== "#/" && location.hash !== "#") return;
+    /* Hashes that are not routes (#main of the skip link) keep the page shown. */
+    var isRoute = !location.hash || location.hash === "#" || location.hash.slice(0, 2) === "#/";
+    if (!isRoute && rendered) return;
+    rendered = true;
     var r = parseRoute();
     var token = ++renderToken;
     var main = document.getElementById("main");
@@ -474,6 +479,12 @@
     started = true;
     var ready = function () {
       footer();
+      document.getElementById("skip").addEventListener("click", function (ev) {
+        ev.preventDefault();
+        var target = document.querySelector("#main h1") || document.getElementById("main");
+        target.setAttribute("tabindex", "-1");
+        target.focus();
+      });
       window.addEventListener("hashchange", render);
       render();
     };
