@@ -554,3 +554,54 @@ def test_site_jobs_follow_the_site_block(tmp_path: Path):
     write_config(tmp_path, config)
     proc = run_snakemake(tmp_path, "-n", "--cores", "1", check=False)
     assert proc.returncode != 0 and "top_path" in proc.stdout + proc.stderr
+
+
+def test_site_of_every_replicate_and_no_labels(tmp_path: Path):
+    """Exposures as examples ({stimulus}#{replicate}) and a folder without labels.csv, through
+    the library's own clustering and aggregation."""
+    from actpipe.aggregation import aggregate_clusters
+
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "stimuli"
+    folder.mkdir()
+    ids = [f"s{i:04d}" for i in range(8)]
+    for sid in ids:
+        Image.new("RGB", (16, 16), tuple(int(v) for v in rng.integers(0, 255, 3))).save(
+            folder / f"{sid}.png"
+        )
+    values = {name: rng.normal(0, 1, (8, 2, 5)) for name in ("early", "late")}
+    acts = write_activations(tmp_path / "acts.h5", "net", values, ids=ids)
+    root = tmp_path / "results"
+    run = root / "clusters" / "set" / "net" / "each"
+    files = []
+    for name in values:
+        files.append(run / "layers" / f"{name}.h5")
+        params = {"method": "kmeans", "k": 3, "replicates": "each", "standardize": True}
+        cluster_layer(acts, "net", name, params, files[-1], "each")
+    aggregate_clusters(files, run, acts, folder, {"stimulus_set": "set"})
+    member_distances(files, acts, run / "distances.h5")
+    make_thumbnails(folder, root / "thumbnails" / "set")
+    site = build_site(root, options=SiteOptions(paths_chunk=5, members_chunk=4)).path
+
+    paths = json.loads((run / "paths.json").read_text())["paths"]
+    data = read_data(site, "runs/set/net/each/run")
+    assert data["exposures"] and not data["chunks"]["identity"] and data["labels"] == []
+    assert data["layers"][0]["majority"] == {}
+    examples, stimuli, replicates = [], [], []
+    for q in range(-(-len(paths) // 5)):
+        chunk = read_data(site, f"runs/set/net/each/paths/{q}")
+        examples += chunk["ids"]
+        stimuli += chunk["s"]
+        replicates += chunk["r"]
+    assert examples == list(paths) == [f"{sid}#{r}" for sid in ids for r in range(2)]
+    assert [f"{ids[s]}#{r}" for s, r in zip(stimuli, replicates, strict=True)] == examples
+    for c, files_of in enumerate(data["chunks"]["memberFiles"][1]):
+        got = []
+        for q in range(files_of):
+            chunk = read_data(site, f"runs/set/net/each/members/late/{c}-{q}")
+            got += [f"{ids[s]}#{r}" for s, r in zip(chunk["s"], chunk["r"], strict=True)]
+        assert sorted(got) == sorted(e for e, p in paths.items() if p[1] == c)
+    index = read_data(site, "index")
+    assert index["sets"][0]["labels"] == [] and index["runs"][0]["exposures"]
+    metrics = read_data(site, "metrics/set")
+    assert metrics["labels"] == [] and "silhouette" in metrics["metrics"]

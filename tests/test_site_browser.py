@@ -414,6 +414,39 @@ def test_every_thumbnail_has_alt_text(tab, runs):
         assert loaded
 
 
+def test_heatmap_pages_draw_when_their_outputs_exist(browser, tmp_path):
+    from actpipe.site import build_site
+    from actpipe.site.synthetic import synthetic_results
+
+    root = tmp_path / "results"
+    synthetic_results(root, n_stimuli=30, n_models=2, labels=[XSS_LABEL, "b"])
+    for folder, rows, cols in (("similarity", 4, 3), ("transformer", 4, 6)):
+        (root / folder).mkdir()
+        heatmap = {
+            "kind": "heatmap",
+            "title": f"{folder} <b>map</b>",
+            "x": {"title": "x <i>axis</i>", "labels": [f"<x{i}>" for i in range(cols)]},
+            "y": {"title": "layer", "labels": [f"layer{i}" for i in range(rows)]},
+            "values": [[(i - j) / 4 for j in range(cols)] for i in range(rows)],
+            "scale": "diverging",
+        }
+        (root / folder / "a.heatmap.json").write_text(json.dumps(heatmap))
+    site = build_site(root).path
+    watch = Watch(browser, (site / "index.html").resolve().as_uri(), "heatmaps")
+    for page in ("similarity", "transformer"):
+        watch.open(f"#/{page}", page)
+        trace = watch.page.evaluate("() => document.getElementById('heatmap').data[0]")
+        assert trace["type"] == "heatmap" and trace["x"][0] == "&lt;x0&gt;"
+        ticks = watch.page.eval_on_selector_all(".xtick text", "ts => ts.map(t => t.textContent)")
+        assert "<x0>" in ticks  # shown as text
+        title = watch.page.eval_on_selector(".gtitle", "t => t.textContent")
+        assert title == f"{page} <b>map</b>"
+        watch.shot(page)
+    nav = watch.page.eval_on_selector_all("#nav a", "as => as.map(a => a.textContent)")
+    assert nav[-2:] == ["Similarity", "Transformer metrics"]
+    watch.close()
+
+
 def test_site_served_on_localhost(browser, workdir):
     server = make_server(workdir / "results", port=0, quiet=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -80,7 +80,7 @@
         });
         if (layerData.distance && layerData.distance[c]) {
           var d = layerData.distance[c];
-          fact("distance to centroid", "nearest " + api.fmt(d[0], 4) + ", median " + api.fmt(d[1], 4) + ", farthest " + api.fmt(d[2], 4));
+          fact("distance to centroid", "nearest " + Number(d[0]).toPrecision(4) + ", median " + Number(d[1]).toPrecision(4) + ", farthest " + Number(d[2]).toPrecision(4));
         }
         if (layer.space) fact("feature space", layer.space + (layer.dim ? " (" + layer.dim + " features clustered)" : ""));
         view.appendChild(facts);
@@ -164,7 +164,7 @@
                 h("a", { href: api.route("example", key.split("/").concat([m.example])), title: alt },
                   picture,
                   h("span", { class: "caption" }, id),
-                  h("span", { class: "caption sub" }, m.distance !== null ? "d = " + api.fmt(m.distance, 3) : "#" + (m.rank + 1)))));
+                  h("span", { class: "caption sub" }, m.distance !== null ? "d = " + Number(m.distance).toPrecision(3) : "#" + (m.rank + 1)))));
             });
           });
         });
