@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clustering_data import write_activations
 from PIL import Image
 
 from actpipe.clustering import cluster_layer, read_layer_clusters
@@ -29,6 +28,7 @@ from actpipe.site.serve import make_server, site_folder, url_of
 from actpipe.site.synthetic import synthetic_results
 from actpipe.site.thumbnails import ThumbnailOptions, make_thumbnails, read_manifest
 from actpipe.stimuli.folder import load_stimulus_folder
+from tests.helpers.clustering import write_activations
 
 STATIC = Path(__file__).resolve().parents[1] / "src" / "actpipe" / "site" / "static"
 XSS = "<script>alert(1)</script>"
@@ -537,7 +537,7 @@ def test_serve_command_reports_a_missing_site(tmp_path: Path, capsys):
 
 @pytest.mark.workflow
 def test_site_jobs_follow_the_site_block(tmp_path: Path):
-    from conftest import run_snakemake, tiny_config, write_config
+    from tests.helpers.workflow import run_snakemake, tiny_config, write_config
 
     config = tiny_config()
     write_config(tmp_path, config)

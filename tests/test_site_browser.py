@@ -21,11 +21,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_snakemake, tiny_config, write_config
 from PIL import Image, ImageDraw
 
 from actpipe.names import layer_key
 from actpipe.site.serve import make_server, url_of
+from tests.helpers.workflow import REPO, run_snakemake, tiny_config, write_config
 
 sync_api = pytest.importorskip("playwright.sync_api")
 

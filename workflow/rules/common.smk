@@ -25,7 +25,7 @@ from actpipe.config import (  # noqa: E402
 )
 from actpipe.errors import ClusteringError  # noqa: E402
 from actpipe.names import entry_names, layer_key  # noqa: E402
-from actpipe.results import CLUSTER_OUTPUTS  # noqa: E402
+from actpipe.results import CLUSTER_OUTPUTS, MEMBER_DISTANCES, THUMBNAILS  # noqa: E402
 
 SCHEMA_FILE = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -405,14 +405,9 @@ def get_final_output():
 
 
 # The results site (workflow/rules/site.smk, docs/site.md).
-SITE = config["site"]
-SITE_RUN_FILES = (
-    "metadata.json",
-    "quality.tsv",
-    "paths.json",
-    "transitions.json",
-    "distances.h5",
-)
+SITE = canonical(config["site"], SCHEMA["properties"]["site"], SCHEMA)
+THUMBNAIL_OPTIONS = {k: v for k, v in SITE.items() if k.startswith("thumbnail_")}
+SITE_RUN_FILES = ("metadata", "quality", "paths", "transitions")
 
 
 def site_runs():
@@ -438,10 +433,16 @@ def get_site_inputs(wildcards):
     A later analysis whose page reads its own outputs adds them here (docs/site.md).
     """
     return {
-        "thumbnails": [f"results/thumbnails/{stimset}" for stimset in STIMULI],
+        "thumbnails": [f"{THUMBNAILS}/{stimset}" for stimset in STIMULI],
         "runs": [
-            f"results/clusters/{stimset}/{model}/{pset}/{name}"
+            path
             for stimset, model, pset in site_runs()
-            for name in SITE_RUN_FILES
+            for path in (
+                *(
+                    cluster_outputs(f"results/clusters/{stimset}/{model}/{pset}")[k]
+                    for k in SITE_RUN_FILES
+                ),
+                f"results/clusters/{stimset}/{model}/{pset}/{MEMBER_DISTANCES}",
+            )
         ],
     }

@@ -6,7 +6,7 @@ rule make_thumbnails:
     input:
         get_stimulus_dir,
     output:
-        directory("results/thumbnails/{stimset}"),
+        directory(f"{THUMBNAILS}/{{stimset}}"),
     log:
         "logs/make_thumbnails/{stimset}.log",
     benchmark:
@@ -16,7 +16,7 @@ rule make_thumbnails:
         "../../envs/site.yaml"
     threads: 2
     params:
-        options=SITE,
+        options=THUMBNAIL_OPTIONS,
         version=ACTPIPE_VERSION,
     script:
         "../scripts/make_thumbnails.py"
@@ -26,7 +26,7 @@ rule member_distances:
     input:
         unpack(get_distance_inputs),
     output:
-        "results/clusters/{stimset}/{model}/{pset}/distances.h5",
+        f"results/clusters/{{stimset}}/{{model}}/{{pset}}/{MEMBER_DISTANCES}",
     log:
         "logs/member_distances/{stimset}/{model}/{pset}.log",
     benchmark:

@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 
 from ..names import layer_key
+from ..results import MEMBER_DISTANCES
 from .distances import FORMAT_VERSION as DISTANCES_VERSION
 from .distances import KIND as DISTANCES_KIND
 from .thumbnails import MANIFEST, SHARD
@@ -188,7 +189,7 @@ def _write_run(
             writer.writerow(
                 [name, "kmeans", k, k, k, len(ids)] + [f"{v + offset:.6g}" for v in scores]
             )
-    with h5py.File(folder / "distances.h5", "w") as f:
+    with h5py.File(folder / MEMBER_DISTANCES, "w") as f:
         f.attrs["kind"] = DISTANCES_KIND
         f.attrs["format_version"] = DISTANCES_VERSION
         f.attrs["model"] = model

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..names import layer_key
+from ..results import MEMBER_DISTANCES
 from .distances import read_distances
 from .thumbnails import read_manifest
 
@@ -163,7 +164,7 @@ class Run:
         return list(data["transitions"])
 
     def load_distances(self) -> dict[str, np.ndarray] | None:
-        return read_distances(self.folder / "distances.h5", self.layers)
+        return read_distances(self.folder / MEMBER_DISTANCES, self.layers)
 
 
 class ResultsTree:
