@@ -4,10 +4,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
-from actpipe import pipeline  # noqa: E402
-from actpipe.site.thumbnails import ThumbnailOptions, make_thumbnails  # noqa: E402
+from actpipe.logs import logging_to
+from actpipe.site.thumbnails import ThumbnailOptions, make_thumbnails
 
-with pipeline.logging_to(snakemake.log[0]):
+with logging_to(snakemake.log[0]):
     make_thumbnails(
         snakemake.input[0],
         snakemake.output[0],
