@@ -1,0 +1,56 @@
+"""Representational similarity of layers: RDMs, RSA, linear CKA and theory RDMs.
+
+Workflow entries (one per rule): :func:`compute_rdms` (``results/similarity/{set}/{model}/
+rdms.h5``) and :func:`compare_layers` (``results/similarity/{set}/compare.h5`` and
+``compare.tsv``). In memory: :func:`rdm_from_patterns`, :func:`rsa`, :func:`compare_rdms`,
+:func:`linear_cka`, :func:`theory_rdm`. Streaming building blocks: :func:`stimulus_rdms`,
+:func:`condition_rdms`, :func:`cka_matrix`. Files: :class:`RDMFile`,
+:func:`read_comparison`, :func:`export_rsatoolbox`. Report and site: :func:`render_section`,
+:func:`page_data`. Formulas and layouts: ``docs/similarity.md``.
+"""
+
+from __future__ import annotations
+
+from .cka import CKAOptions, CKAResult, LayerInput, cka_matrix, hsic_terms, linear_cka
+from .compare import RSA_METHODS, RDMCollection, compare_rdms, kendall_tau_a, rsa
+from .distances import DISTANCES, condensed_subset, square
+from .files import Comparison, RDMFile, export_rsatoolbox, read_comparison
+from .labels import StimulusLabels
+from .options import SimilarityOptions
+from .rdm import condition_rdms, rdm_from_patterns, stimulus_rdms
+from .run import compare_files, compare_layers, compute_rdms
+from .subsample import Subsample, balanced_subsample
+from .theory import Theory, theory_rdm
+
+__all__ = [
+    "DISTANCES",
+    "RSA_METHODS",
+    "CKAOptions",
+    "CKAResult",
+    "Comparison",
+    "LayerInput",
+    "RDMCollection",
+    "RDMFile",
+    "SimilarityOptions",
+    "StimulusLabels",
+    "Subsample",
+    "Theory",
+    "balanced_subsample",
+    "cka_matrix",
+    "compare_files",
+    "compare_layers",
+    "compare_rdms",
+    "compute_rdms",
+    "condensed_subset",
+    "condition_rdms",
+    "export_rsatoolbox",
+    "hsic_terms",
+    "kendall_tau_a",
+    "linear_cka",
+    "rdm_from_patterns",
+    "read_comparison",
+    "rsa",
+    "square",
+    "stimulus_rdms",
+    "theory_rdm",
+]
