@@ -35,6 +35,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/extraction.smk"
 include: "workflow/rules/clustering.smk"
 include: "workflow/rules/aggregation.smk"
+include: "workflow/rules/similarity.smk"
 
 
 rule all:

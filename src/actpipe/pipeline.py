@@ -144,12 +144,15 @@ def aggregate(
 
 
 def report(
-    metadata_files: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str]
+    metadata_files: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    similarity_files: Sequence[str | os.PathLike[str]] = (),
 ) -> None:
-    """Rule ``report``: one Markdown summary of every (set, model, parameter set) folder."""
+    """Rule ``report``: one Markdown summary of every (set, model, parameter set) folder,
+    plus the similarity section of the ``compare.h5`` files given."""
     from .report import write_report
 
-    write_report([Path(m).parent for m in metadata_files], output)
+    write_report([Path(m).parent for m in metadata_files], output, list(similarity_files))
 
 
 def check_models(models: dict[str, dict[str, Any]], output: str | os.PathLike[str]) -> None:

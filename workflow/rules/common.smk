@@ -292,7 +292,7 @@ def get_report_inputs(wildcards):
         for model in MODELS
         for pset in PARAMETER_SETS
         for name in ("metadata.json", "quality.tsv", "paths.json")
-    ]
+    ] + similarity_report_inputs()
 
 
 def get_final_output():
@@ -303,4 +303,66 @@ def get_final_output():
             for pset in PARAMETER_SETS:
                 base = f"results/clusters/{stimset}/{model}/{pset}"
                 targets += [f"{base}/{name}" for name in CLUSTER_OUTPUTS]
+    targets += similarity_outputs()
     return targets
+
+
+# --------------------------------------------------------------------------- similarity
+# Representational similarity (workflow/rules/similarity.smk, docs/similarity.md).
+
+SIMILARITY = config.get("similarity", {})
+
+
+def similarity_enabled():
+    return bool(SIMILARITY.get("enabled", False))
+
+
+def check_similarity_config():
+    """Cross-validated distances need replicates: stop before any job runs otherwise."""
+    if not similarity_enabled():
+        return
+    cv = [d for d in SIMILARITY.get("distances", []) if d == "crossnobis"]
+    if cv and config.get("extraction", {}).get("n_replicates", 1) < 2:
+        raise WorkflowError(
+            "similarity.distances: 'crossnobis' is cross-validated across replicates and "
+            "needs extraction.n_replicates >= 2; raise n_replicates or drop crossnobis"
+        )
+
+
+check_similarity_config()
+
+
+def similarity_mem_mb(kind):
+    """Memory of a similarity job (MB): its tiles or accumulators plus the condensed RDMs."""
+    block = float(SIMILARITY.get("block_mb", 256))
+    memory = float(SIMILARITY.get("memory_mb", 1024))
+    n = int(SIMILARITY.get("max_stimuli", 5000))
+    rdm_mb = len(SIMILARITY.get("distances", ["correlation"])) * 8 * n * n / 2 / 2**20
+    if kind == "rdms":
+        return int(2 * block + rdm_mb + 500)
+    return int(memory * 1.5 + 2 * rdm_mb + 500)
+
+
+def get_set_rdm_files(wildcards):
+    return [f"results/similarity/{wildcards.stimset}/{model}/rdms.h5" for model in MODELS]
+
+
+def similarity_outputs():
+    """Every similarity output of the run (none when similarity.enabled is false)."""
+    if not similarity_enabled():
+        return []
+    targets = []
+    for stimset in STIMULI:
+        targets += [f"results/similarity/{stimset}/{model}/rdms.h5" for model in MODELS]
+        targets += [
+            f"results/similarity/{stimset}/compare.h5",
+            f"results/similarity/{stimset}/compare.tsv",
+        ]
+    return targets
+
+
+def similarity_report_inputs():
+    """The comparisons the report's similarity section is rendered from."""
+    if not similarity_enabled():
+        return []
+    return [f"results/similarity/{stimset}/compare.h5" for stimset in STIMULI]

@@ -10,4 +10,5 @@ with pipeline.logging_to(snakemake.log[0]):
     pipeline.report(
         metadata_files=[f for f in snakemake.input if f.endswith("metadata.json")],
         output=snakemake.output[0],
+        similarity_files=[f for f in snakemake.input if f.endswith("compare.h5")],
     )

@@ -18,8 +18,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("file", help="an actpipe activation file")
     parser.add_argument("out", help="the file to write")
     parser.add_argument(
-        "--layout", required=True, choices=[PER_STIMULUS], help="the layout to write"
+        "--layout",
+        required=True,
+        choices=[PER_STIMULUS, "rsatoolbox"],
+        help="the layout to write (rsatoolbox: FILE is an rdms.h5, see docs/similarity.md)",
     )
+    parser.add_argument("--distance", help="rsatoolbox: the RDMs of this distance (first)")
+    parser.add_argument("--label", help="rsatoolbox: the condition RDMs of this label")
     parser.add_argument(
         "--model",
         action="append",
@@ -31,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.layout == "rsatoolbox":
+        from ..similarity.files import export_rsatoolbox
+
+        out = export_rsatoolbox(args.file, args.out, args.distance, args.label)
+        print(f"wrote {out} (rsatoolbox.rdm.load_rdm reads it)")
+        return 0
     from ..storage.convert import export_per_stimulus
 
     out = export_per_stimulus(args.file, args.out, args.models)

@@ -18,7 +18,9 @@ from .files import Comparison, RDMFile, export_rsatoolbox, read_comparison
 from .labels import StimulusLabels
 from .options import SimilarityOptions
 from .rdm import condition_rdms, rdm_from_patterns, stimulus_rdms
+from .report import render_section
 from .run import compare_files, compare_layers, compute_rdms
+from .site import page_data
 from .subsample import Subsample, balanced_subsample
 from .theory import Theory, theory_rdm
 
@@ -47,8 +49,10 @@ __all__ = [
     "hsic_terms",
     "kendall_tau_a",
     "linear_cka",
+    "page_data",
     "rdm_from_patterns",
     "read_comparison",
+    "render_section",
     "rsa",
     "square",
     "stimulus_rdms",

@@ -44,6 +44,7 @@ from .. import __version__
 from .._io import atomic_output
 from ..names import layer_key, no_such
 from .distances import RSATOOLBOX_NAMES, n_from_pairs
+from .errors import NotFound
 from .labels import StimulusLabels
 
 PathLike = str | os.PathLike[str]
@@ -238,9 +239,9 @@ class RDMFile:
 
     def _check(self, layer: str, distance: str) -> None:
         if distance not in self.distances:
-            raise KeyError(no_such("distance", distance, self.distances, str(self.path)))
+            raise NotFound(no_such("distance", distance, self.distances, str(self.path)))
         if layer not in self.layers:
-            raise KeyError(
+            raise NotFound(
                 no_such(
                     "layer",
                     layer,
@@ -271,7 +272,7 @@ class RDMFile:
     def conditions(self, label: str) -> tuple[list[str], np.ndarray]:
         """``(values, counts)`` of a label's conditions."""
         if label not in self.condition_labels:
-            raise KeyError(no_such("label", label, self.condition_labels, str(self.path)))
+            raise NotFound(no_such("label", label, self.condition_labels, str(self.path)))
         group = self.f[f"labels/{layer_key(label)}"]
         return _read_strings(group["values"]), group["counts"][()]
 

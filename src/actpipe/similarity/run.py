@@ -5,11 +5,12 @@ Plus :func:`compare_files`, the two-file comparison behind ``actpipe compare``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from ..names import no_such
 from .cka import LayerInput, cka_matrix
 from .compare import RDMCollection
 from .distances import check_distances, condensed_subset, n_pairs
+from .errors import NotFound
 from .files import (
     Comparison,
     LayerTable,
@@ -60,7 +62,7 @@ def _open_model(path: PathLike, model: str | None) -> tuple[Any, Any]:
         model = names[0]
     if model not in names:
         acts.close()
-        raise KeyError(no_such("model", model, names, str(path), "`actpipe inspect FILE`"))
+        raise NotFound(no_such("model", model, names, str(path), "`actpipe inspect FILE`"))
     return acts, acts[model]
 
 
@@ -70,7 +72,7 @@ def _choose_layers(lazy: Any, layers: Sequence[str] | None, path: PathLike) -> l
         return available
     for layer in layers:
         if layer not in available:
-            raise KeyError(
+            raise NotFound(
                 no_such(
                     "layer",
                     layer,
@@ -266,7 +268,7 @@ def _cka_inputs(
         acts = load_lazy_activations(path, cache_bytes=0)
         opened.append(acts)
         if model not in acts:
-            raise KeyError(no_such("model", model, list(acts), str(path)))
+            raise NotFound(no_such("model", model, list(acts), str(path)))
         lazies.append(acts[model])
     shared = _shared([lazy.stimulus_ids for lazy in lazies])
     rows = [lazy.rows(shared) for lazy in lazies]
@@ -459,7 +461,7 @@ def compare_files(
             return available
         for model in models:
             if model not in available:
-                raise KeyError(no_such("model", model, available, str(path)))
+                raise NotFound(no_such("model", model, available, str(path)))
         return list(models)
 
     picks = [(Path(file_a), m, "A") for m in chosen(file_a, models_a)]
@@ -501,3 +503,18 @@ def compare_files(
     rows_a = [i for i, m in enumerate(comparison.layers.model) if side_of[m] == "A"]
     rows_b = [i for i, m in enumerate(comparison.layers.model) if side_of[m] == "B"]
     return comparison, rows_a, rows_b
+
+
+@contextlib.contextmanager
+def blas_threads(threads: int | None) -> Iterator[None]:
+    """Limit BLAS (and OpenMP) threads to a job's ``threads`` while the block runs."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        yield
+        return
+    if not threads:
+        yield
+        return
+    with threadpool_limits(limits=int(threads)):
+        yield

@@ -62,9 +62,9 @@ class Theory:
         if self.kind == "circular":
             return f"circular, period {self.period:g}"
         if self.kind == "log":
-            return "|log2 difference|"
+            return "absolute log2 difference"
         if self.kind == "numeric":
-            return "|difference|"
+            return "absolute difference"
         return "same 0 / different 1"
 
     def to_dict(self) -> dict[str, Any]:
