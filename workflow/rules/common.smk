@@ -344,7 +344,9 @@ def similarity_mem_mb(kind):
 
 
 def get_set_rdm_files(wildcards):
-    return [f"results/similarity/{wildcards.stimset}/{model}/rdms.h5" for model in MODELS]
+    return [
+        f"results/similarity/{wildcards.stimset}/{model}/rdms.h5" for model in MODELS
+    ]
 
 
 def similarity_outputs():

@@ -210,7 +210,10 @@ class RDMCollection:
                     continue
                 out[i, j] = out[j, i] = rsa(self._row(i), self._row(j), self.method)
         for i in range(k):
-            if self._kinds[i] != "const":
+            if self._kinds[i] == "std" or (
+                self._kinds[i] == "raw"
+                and _standardise(self._row(i)[~np.isnan(self._row(i))]) is not None
+            ):
                 out[i, i] = 1.0
         return out
 

@@ -501,6 +501,11 @@ def export_rsatoolbox(
             vectors = np.stack([rdms.condition_rdm(label, layer, distance) for layer in chosen])
             patterns = {"value": _strings(values), "count": np.asarray(counts, dtype=np.int64)}
         model = rdms.model
+
+    def ascii_bytes(array: np.ndarray) -> np.ndarray:
+        text = [str(v) for v in array.tolist()]
+        return np.array([v if v.isascii() else layer_key(v) for v in text], dtype="S")
+
     measure = RSATOOLBOX_NAMES.get(distance, (distance, distance))[1]
     n = n_from_pairs(vectors.shape[1])
     patterns["index"] = np.arange(n)
@@ -519,15 +524,12 @@ def export_rsatoolbox(
         ):
             array = np.asarray(values)
             rdesc.create_dataset(
-                key,
-                data=np.char.encode(array.astype(str), "utf-8")
-                if array.dtype.kind in "UO"
-                else array,
+                key, data=ascii_bytes(array) if array.dtype.kind in "UO" else array
             )
         pdesc = f.create_group("pattern_descriptors")
         for key, array in patterns.items():
             array = np.asarray(array)
-            if array.dtype.kind in "UO":
-                array = np.char.encode(array.astype(str), "utf-8")
-            pdesc.create_dataset(key, data=array)
+            pdesc.create_dataset(
+                key, data=ascii_bytes(array) if array.dtype.kind in "UO" else array
+            )
     return Path(output)
