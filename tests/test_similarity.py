@@ -517,3 +517,54 @@ def test_cli_rdm_compare_and_export(tmp_path, capsys):
     assert lines[0].split("\t")[:3] == ["kind", "model_a", "layer_a"]
     assert main(["rdm", str(path), "--layer", "nope"]) == 1
     assert "no layer 'nope'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- report and site
+
+
+@pytest.fixture
+def compared(tmp_path):
+    path, folder, data = make_set(tmp_path, n=30)
+    opts = {"distances": ["correlation"], "comparisons": ["spearman", "cka"]}
+    rdm_path = compute_rdms(path, tmp_path / "rdms.h5", stimuli=folder, options=opts)
+    compare_layers([rdm_path], [path], tmp_path / "compare.h5", options=opts, stimulus_set="unit")
+    return tmp_path / "compare.h5", rdm_path, data
+
+
+def test_page_data_is_json_ready_and_copies_the_files(compared):
+    from actpipe.similarity import page_data
+
+    compare_path, rdm_path, data = compared
+    page = page_data(compare_path, [rdm_path], max_heatmap=12)
+    json.dumps(page, allow_nan=False)  # valid JSON: NaN became None
+    stored = read_comparison(compare_path)
+    assert page["stimulus_set"] == "unit" and page["order_by"] == "digit"
+    assert [row["layer"] for row in page["layers"]] == NAMES
+    assert page["layers"][2]["depth"] == 1.0
+    np.testing.assert_allclose(np.array(page["cka"]["matrix"], dtype=float), stored.cka)
+    assert page["rsa"]["method"] == "spearman"
+    heat = page["rdms"][0]
+    assert len(heat["stimulus_ids"]) == 12 and np.array(heat["matrix"]).shape == (12, 12)
+    assert heat["order_values"] == sorted(heat["order_values"], key=float)  # ordered by label
+    with RDMFile(rdm_path) as rdms:
+        full = square(rdms.stimulus_rdm(NAMES[0]))
+        pos = [rdms.stimulus_ids.index(s) for s in heat["stimulus_ids"]]
+    np.testing.assert_allclose(np.array(heat["matrix"]), full[np.ix_(pos, pos)], atol=1e-15)
+    series = next(t for t in page["theory"] if t["label"] == "digit")["series"][0]
+    assert series["layers"] == NAMES and series["depth"] == [0.0, 0.5, 1.0]
+    np.testing.assert_allclose(series["values"], stored.theory["digit"]["correlation"]["spearman"])
+    cond = [c for c in page["condition_rdms"] if c["label"] == "digit"]
+    assert len(cond) == 3 and np.array(cond[0]["matrix"]).shape == (4, 4)
+
+
+def test_report_section_copies_the_best_layers(compared):
+    from actpipe.similarity import render_section
+    from actpipe.similarity.report import best_theory_layers
+
+    compare_path, _, _ = compared
+    text = "\n".join(render_section([compare_path]))
+    assert text.startswith("## Representational similarity")
+    stored = read_comparison(compare_path)
+    layer, value = best_theory_layers(stored, "digit")["net"]
+    assert f"| digit (same 0 / different 1) | net | `{layer}` | {value:.3f} |" in text
+    assert "CKA on 30 stimuli (exact" in text
