@@ -148,7 +148,11 @@ def part_rdms(path: Path, distances: list[str]) -> dict:
 def child(args: argparse.Namespace) -> None:
     import logging
 
+    from threadpoolctl import threadpool_limits
+
     logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        threadpool_limits(limits=args.threads)
     started = time.perf_counter()
     path = Path(args.file)
     if args.part == "read":
@@ -174,6 +178,8 @@ def run_part(part: str, path: Path, args: argparse.Namespace) -> dict:
         str(path),
         "--sketch-dim",
         str(args.sketch_dim),
+        "--threads",
+        str(args.threads or 0),
         "--distances",
         *args.distances,
     ]
@@ -192,6 +198,9 @@ def main() -> None:
         "--distances", nargs="+", default=["correlation", "crossnobis"], help="RDM distances"
     )
     parser.add_argument("--accuracy", action="store_true", help="exact CKA of the widest pair")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="BLAS threads per part (default: all cores)"
+    )
     parser.add_argument("--keep", help="write the synthetic file into this folder and keep it")
     parser.add_argument("--part", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
@@ -211,6 +220,11 @@ def main() -> None:
             f"synthetic file: {n} stimuli x {args.replicates} replicates x {len(DIMS)} layers "
             f"({DIMS[0]}-{DIMS[-1]} features), float32, {size / 2**30:.2f} GiB, written in "
             f"{time.perf_counter() - t0:.1f} s"
+        )
+        load = os.getloadavg()[0]
+        print(
+            f"machine: {os.cpu_count()} cores, load average {load:.1f} at start, BLAS threads "
+            f"{args.threads or 'all'}"
         )
         run_part("read", path, args)  # warm the page cache: every part reads a cached file
         read = run_part("read", path, args)
@@ -246,6 +260,7 @@ def main() -> None:
             f"({cka['seconds'] / read['seconds']:.2f}x); peak RSS < 2 GB: "
             f"{'met' if target_rss else 'NOT met'}"
         )
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         if args.accuracy:
             exact = run_part("exact", path, args)
             value = cka["matrix"][-2][-1]

@@ -92,7 +92,7 @@ def test_sketched_cka_is_close_to_exact_and_its_hsic_is_unbiased():
     exact = cka_matrix(inputs(layers), 600, CKAOptions(method="exact"))
     sketched = [
         cka_matrix(inputs(layers), 600, CKAOptions(method="sketch", sketch_dim=96, seed=s))
-        for s in range(8)
+        for s in range(24)
     ]
     assert sketched[0].estimator == ["sketch96x2", "sketch96x2", "exact"]
     errors = np.array([r.matrix - exact.matrix for r in sketched])
@@ -100,9 +100,12 @@ def test_sketched_cka_is_close_to_exact_and_its_hsic_is_unbiased():
     # every sketched value within 0.05 of the exact one; the mean error over seeds smaller
     assert np.abs(errors[:, pairs[0], pairs[1]]).max() < 0.05
     assert np.abs(errors.mean(axis=0)).max() < 0.02
-    # a sketched layer's own HSIC (from two independent sketches) is unbiased
-    mean_self = np.mean([r.self_hsic[0] for r in sketched])
-    assert mean_self == pytest.approx(exact.self_hsic[0], rel=0.05)
+    # a sketched layer's own HSIC (from two independent sketches) is unbiased: the mean over
+    # seeds is within 3 standard errors of the exact value
+    own = np.array([r.self_hsic[0] for r in sketched])
+    standard_error = own.std(ddof=1) / np.sqrt(len(own))
+    assert abs(own.mean() - exact.self_hsic[0]) < 3 * standard_error
+    assert standard_error < 0.06 * exact.self_hsic[0]
 
 
 def test_auto_is_exact_when_affordable_and_sketches_wide_layers_otherwise():

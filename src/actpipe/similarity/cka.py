@@ -229,11 +229,17 @@ def _seed_for(seed: int, model: str, layer: str, draw: int) -> np.random.SeedSeq
 def sketch_matrix(seed: int, model: str, layer: str, draw: int, p: int, k: int) -> np.ndarray:
     """The ``(p, k)`` sketch ``draw`` (0 or 1) of a layer: ``sqrt(p/k) Q``, ``Q`` orthonormal.
 
-    ``Q`` spans a uniformly random ``k``-dimensional subspace (QR of a seeded Gaussian
+    ``Q`` spans a uniformly random ``k``-dimensional subspace (orthonormalised seeded Gaussian
     matrix), so ``E[G Gᵀ] = I``; ``k <= p``.
     """
+    from scipy.linalg import solve_triangular
+
     rng = np.random.default_rng(_seed_for(seed, model, layer, draw))
-    q, _ = np.linalg.qr(rng.standard_normal((p, k)))
+    g = rng.standard_normal((p, k))
+    # Cholesky QR: Q = G L⁻ᵀ with L Lᵀ = GᵀG spans the same subspace as G (a Gaussian G is
+    # well conditioned for k <= p / 2); all matrix products, much faster than Householder.
+    lower = np.linalg.cholesky(g.T @ g)
+    q = solve_triangular(lower, g.T, lower=True).T
     return q * math.sqrt(p / k)
 
 
@@ -427,20 +433,43 @@ def _stream(
     return total
 
 
+def _compressible(layers: Sequence[LayerInput], n: int, options: CKAOptions) -> list[bool]:
+    """Which layers :func:`_compress` replaces: wider than ``n`` and read in one block."""
+    out = []
+    budget = options.memory_bytes // 4
+    for layer in layers:
+        ok = (
+            layer.feature_dim > n
+            and 8 * n * layer.feature_dim <= options.block_bytes
+            and 8 * n * n <= budget
+        )
+        budget -= 8 * n * n if ok else 0
+        out.append(ok)
+    return out
+
+
 def _compress(
     layers: Sequence[LayerInput], n: int, options: CKAOptions
 ) -> tuple[list[LayerInput], list[bool]]:
-    """Layers wider than ``n`` that fit one block, replaced exactly by ``n`` columns."""
+    """Layers wider than ``n`` that fit one block, replaced exactly by ``n`` columns.
+
+    Only when the computation will then be exact (``method: exact``, or ``auto`` within
+    ``exact_max_gflop``): sketched layers need no compression.
+    """
+    ok = _compressible(layers, n, options)
+    widths = [n if c else layer.feature_dim for c, layer in zip(ok, layers, strict=True)]
+    exact_gflop = 2.0 * n * sum(widths) ** 2 / 2 / 1e9
+    if options.method == "sketch" or (
+        options.method == "auto" and exact_gflop > options.exact_max_gflop
+    ):
+        return list(layers), [False] * len(layers)
     out, compressed = [], []
-    budget = options.memory_bytes // 4
-    for layer in layers:
-        size = 8 * n * layer.feature_dim
-        if layer.feature_dim > n and size <= options.block_bytes and 8 * n * n <= budget:
+    for layer, use in zip(layers, ok, strict=True):
+        if use:
             x = layer.read(np.arange(n))
             x -= x.mean(axis=0)
             r = np.linalg.qr(x.T, mode="r")
             factor = np.ascontiguousarray(r.T)
-            budget -= factor.nbytes
 
             def read(positions: np.ndarray, factor: np.ndarray = factor) -> np.ndarray:
                 return factor[positions]

@@ -203,17 +203,21 @@ def condition_means(
     counts = {label: np.zeros(n_conditions[label], dtype=np.int64) for label in codes}
     source = view if replicates else view.replicate_mean()
     start = 0
-    for _, block in source.blocks(dtype=np.float64, block_bytes=block_bytes):
-        flat = block.reshape(block.shape[0], width)
-        stop = start + block.shape[0]
+    # Small read blocks: each is converted to float64 and multiplied once.
+    step_bytes = max(1 << 20, min(block_bytes // 8, 32 << 20))
+    for _, block in source.blocks(dtype=np.float64, block_bytes=step_bytes):
+        rows = block.shape[0]
+        flat = block.reshape(rows, width)
+        stop = start + rows
         for label, code in codes.items():
             part = code[start:stop]
             keep = part >= 0
             if not keep.any():
                 continue
-            onehot = np.zeros((n_conditions[label], int(keep.sum())))
-            onehot[part[keep], np.arange(int(keep.sum()))] = 1.0
-            sums[label] += onehot @ flat[keep]
+            # one-hot (conditions x rows); unlabelled rows are zero columns (no copies)
+            onehot = np.zeros((n_conditions[label], rows))
+            onehot[part[keep], np.flatnonzero(keep)] = 1.0
+            sums[label] += onehot @ flat
             counts[label] += np.bincount(part[keep], minlength=n_conditions[label])
         start = stop
     out = {}
