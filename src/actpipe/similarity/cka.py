@@ -33,7 +33,9 @@ uniformly random subspace, from the QR decomposition of a Gaussian matrix, so
 ``HSIC₁`` is bilinear in the two kernels and ``E[X G Gᵀ Xᵀ] = K``, HSIC between sketches of
 *different* draws is an unbiased estimate of the exact HSIC:
 
-* cross-layer HSIC: the mean of ``HSIC₁`` over the 2 x 2 (or 2 x 1) pairs of sketches;
+* cross-layer HSIC: the mean of ``HSIC₁(X G₁, Y H₁)`` and ``HSIC₁(X G₂, Y H₂)`` (an exact
+  layer ``Y`` with ``X G₁`` and with ``X G₂``): unbiased, and as accurate as averaging all
+  four pairings, for half the products;
 * a sketched layer's own HSIC: ``HSIC₁(X G₁, X G₂)`` (never a sketch with itself, which
   would be biased upwards by about ``(1 + r)/k`` for a layer of effective rank ``r``).
 
@@ -376,32 +378,66 @@ class _Pass:
         )
 
 
+def _products(ids_a: list[int], ids_b: list[int] | None, views: list[list[_View]]) -> list[_Pass]:
+    """The products one pass accumulates for groups A and B (``ids_b`` None: A with itself).
+
+    * exact views and first sketches of A with those of B;
+    * exact views and second sketches of A with those of B (exact pairs again, unused);
+    * within a group, each sketched layer's first sketch with its second (its own HSIC).
+    """
+
+    def chosen(ids: list[int], keep: Callable[[_View], bool]) -> list[_View]:
+        out, col = [], 0
+        for i in ids:
+            for v in views[i]:
+                if keep(v):
+                    out.append(_View(v.layer, v.draw, v.width, col))
+                    col += v.width
+        return out
+
+    first = chosen(ids_a, lambda v: v.draw <= 0)
+    second = chosen(ids_a, lambda v: v.draw != 0)
+    sketched_a = any(v.draw == 1 for v in second)
+    if ids_b is None:
+        products = [_Pass(first, None)]
+        if sketched_a:
+            products.append(_Pass(second, None))
+        for i in ids_a:
+            if len(views[i]) == 2:
+                v0, v1 = views[i]
+                products.append(_Pass([_View(i, v0.draw, v0.width)], [_View(i, v1.draw, v1.width)]))
+        return products
+    products = [_Pass(first, chosen(ids_b, lambda v: v.draw <= 0))]
+    second_b = chosen(ids_b, lambda v: v.draw != 0)
+    if sketched_a or any(v.draw == 1 for v in second_b):
+        products.append(_Pass(second, second_b))
+    return products
+
+
 def _stream(
     layers: Sequence[LayerInput],
     union: list[int],
-    acc: _Pass,
+    products: list[_Pass],
     sketches: dict[tuple[int, int], np.ndarray],
     n: int,
     options: CKAOptions,
     number: int,
 ) -> int:
-    """One pass over the stimuli: read the ``union`` layers block by block into ``acc``.
+    """One pass over the stimuli: read the ``union`` layers block by block into ``products``.
 
     The next block is read in a background thread while the current one is multiplied. When
-    a view of the pass is sketched, sketches and block products are float32 (sums over blocks
-    stay float64); an all-exact pass is float64 throughout. Returns the bytes read.
+    the pass holds a sketched layer, sketches and block products are float32 (sums over
+    blocks stay float64); an all-exact pass is float64 throughout. Returns the bytes read.
     """
-    views = acc.views_a + (acc.views_b or [])
-    dtype = np.float32 if any(v.draw >= 0 for v in views) else np.float64
+    dtype = np.float32 if sketches else np.float64
     sketches = {key: g.astype(dtype, copy=False) for key, g in sketches.items()}
     row_bytes = sum(8 * layers[i].feature_dim * 2 for i in union)
     step = int(max(16, min(n, options.block_bytes // max(1, row_bytes))))
     log.info(
-        "CKA pass %d: %d layer(s), %d x %d view columns, blocks of %d stimuli",
+        "CKA pass %d: %d layer(s), products of %s view columns, blocks of %d stimuli",
         number,
         len(union),
-        acc.width_a,
-        acc.width_b,
+        ", ".join(f"{p.width_a} x {p.width_b}" for p in products[:2]),
         step,
     )
 
@@ -409,11 +445,11 @@ def _stream(
         positions = np.arange(start, min(n, start + step))
         return {i: layers[i].read(positions) for i in union}
 
-    def build(blocks: dict[int, np.ndarray], views: list[_View], rows: int) -> np.ndarray:
+    def build(parts: dict[tuple[int, int], np.ndarray], views: list[_View]) -> np.ndarray:
+        rows = next(iter(parts.values())).shape[0]
         z = np.empty((rows, sum(v.width for v in views)), dtype=dtype)
         for v in views:
-            x = blocks[v.layer].astype(dtype, copy=False)
-            z[:, v.start : v.start + v.width] = x if v.draw < 0 else x @ sketches[(v.layer, v.draw)]
+            z[:, v.start : v.start + v.width] = parts[(v.layer, v.draw)]
         return z
 
     starts = list(range(0, n, step))
@@ -424,12 +460,19 @@ def _stream(
             blocks = pending.result() if pending is not None else load(start)
             more = options.prefetch and b + 1 < len(starts)
             pending = pool.submit(load, starts[b + 1]) if more else None
-            rows = len(next(iter(blocks.values())))
             total += sum(x.nbytes for x in blocks.values())
-            z_a = build(blocks, acc.views_a, rows)
-            z_b = None if acc.views_b is None else build(blocks, acc.views_b, rows)
-            del blocks
-            acc.add(z_a, z_b)
+            parts: dict[tuple[int, int], np.ndarray] = {}
+            for i in union:
+                x = blocks.pop(i).astype(dtype, copy=False)
+                draws = [key[1] for key in sketches if key[0] == i]
+                if not draws:
+                    parts[(i, -1)] = x
+                for d in draws:
+                    parts[(i, d)] = x @ sketches[(i, d)]
+            for product in products:
+                z_a = build(parts, product.views_a)
+                z_b = None if product.views_b is None else build(parts, product.views_b)
+                product.add(z_a, z_b)
     return total
 
 
@@ -514,14 +557,8 @@ def cka_matrix(
         for gj in range(gi, len(groups)):
             same = gi == gj
             ids_a, ids_b = groups[gi], groups[gj]
-            views_a = [v for i in ids_a for v in views[i]]
-            views_b = None if same else [v for i in ids_b for v in views[i]]
-            for group_views in (views_a, views_b or []):
-                col = 0
-                for v in group_views:
-                    v.start = col
-                    col += v.width
             union = ids_a if same else ids_a + ids_b
+            products = _products(ids_a, None if same else ids_b, views)
             sketches = {
                 (i, v.draw): sketch_matrix(
                     options.seed,
@@ -535,38 +572,45 @@ def cka_matrix(
                 for v in views[i]
                 if v.draw >= 0
             }
-            acc = _Pass(views_a, views_b)
-            accumulator_bytes = max(accumulator_bytes, acc.c.nbytes)
-            bytes_read += _stream(layers, union, acc, sketches, n, options, passes + 1)
+            accumulator_bytes = max(accumulator_bytes, sum(p.c.nbytes for p in products))
+            bytes_read += _stream(layers, union, products, sketches, n, options, passes + 1)
             for g in sketches.values():
                 macs += float(n) * g.shape[0] * g.shape[1]
-            macs += float(n) * acc.width_a * acc.width_b
             passes += 1
-            # HSIC of every view pair this pass holds.
-            list_b = views_a if same else views_b
-            for a, va in enumerate(views_a):
-                for b, vb in enumerate(list_b):
-                    if same and b < a:
-                        continue
-                    value = acc.hsic(a, b, n)
-                    hsic[(va.layer, va.draw, vb.layer, vb.draw)] = value
-                    hsic[(vb.layer, vb.draw, va.layer, va.draw)] = value
-            del acc, sketches
+            # HSIC of every view pair the products hold.
+            for product in products:
+                macs += float(n) * product.width_a * product.width_b
+                list_b = product.views_a if product.views_b is None else product.views_b
+                for a, va in enumerate(product.views_a):
+                    for b, vb in enumerate(list_b):
+                        if product.views_b is None and b < a:
+                            continue
+                        if product is not products[0] and va.draw < 0 and vb.draw < 0:
+                            continue  # exact pairs: taken from the first product
+                        value = product.hsic(a, b, n)
+                        hsic[(va.layer, va.draw, vb.layer, vb.draw)] = value
+                        hsic[(vb.layer, vb.draw, va.layer, va.draw)] = value
+            del products, sketches
     self_hsic = np.empty(n_layers)
     for i in range(n_layers):
         draws = [v.draw for v in views[i]]
-        if len(draws) == 1:
-            self_hsic[i] = hsic[(i, draws[0], i, draws[0])]
-        else:
-            pairs = [hsic[(i, a, i, b)] for a in draws for b in draws if a != b]
-            self_hsic[i] = float(np.mean(pairs))
+        # exact: the layer with itself; sketched: its first sketch with its second
+        self_hsic[i] = hsic[(i, draws[0], i, draws[-1])]
     matrix = np.full((n_layers, n_layers), np.nan)
     for i in range(n_layers):
         if self_hsic[i] > 0:
             matrix[i, i] = 1.0
         for j in range(i + 1, n_layers):
+            # pairs of draws computed: (0, 0) and (1, 1), or an exact view with either sketch
             cross = float(
-                np.mean([hsic[(i, a.draw, j, b.draw)] for a in views[i] for b in views[j]])
+                np.mean(
+                    [
+                        hsic[(i, a.draw, j, b.draw)]
+                        for a in views[i]
+                        for b in views[j]
+                        if (i, a.draw, j, b.draw) in hsic
+                    ]
+                )
             )
             if self_hsic[i] > 0 and self_hsic[j] > 0:
                 matrix[i, j] = matrix[j, i] = cross / math.sqrt(self_hsic[i] * self_hsic[j])
