@@ -18,7 +18,8 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     from ..similarity.distances import DISTANCES
-    from ..similarity.options import COMPARISONS
+
+    comparisons = ("cka", "spearman", "kendall_tau_a", "pearson")
 
     parser = subparsers.add_parser(
         "compare",
@@ -35,7 +36,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--measure",
         action="append",
-        choices=COMPARISONS,
+        choices=comparisons,
         help="cka, spearman, kendall_tau_a, pearson (repeat; default: cka and spearman)",
     )
     parser.add_argument(
