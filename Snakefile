@@ -39,6 +39,7 @@ include: "workflow/rules/extraction.smk"
 include: "workflow/rules/clustering.smk"
 include: "workflow/rules/aggregation.smk"
 include: "workflow/rules/site.smk"
+include: "workflow/rules/similarity.smk"
 
 
 rule all:

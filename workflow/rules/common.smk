@@ -387,10 +387,12 @@ def get_report_inputs(wildcards):
         for model in MODELS
         for pset in PARAMETER_SETS
     ]
-    return {
+    inputs = {
         kind: [cluster_outputs(folder)[kind] for folder in folders]
         for kind in ("metadata", "quality", "paths")
     }
+    inputs["similarity"] = similarity_report_inputs()
+    return inputs
 
 
 def get_final_output():
@@ -401,6 +403,7 @@ def get_final_output():
             for pset in PARAMETER_SETS:
                 base = f"results/clusters/{stimset}/{model}/{pset}"
                 targets += list(cluster_outputs(base).values())
+    targets += similarity_outputs()
     return targets
 
 
@@ -446,3 +449,81 @@ def get_site_inputs(wildcards):
             )
         ],
     }
+
+
+# --------------------------------------------------------------------------- similarity
+# Representational similarity (workflow/rules/similarity.smk, docs/similarity.md).
+
+SIMILARITY = canonical(config["similarity"], SCHEMA["properties"]["similarity"], SCHEMA)
+SIMILARITY_RUN_KEYS = ("block_mb", "memory_mb")
+RDM_KEYS = ("distances", "max_stimuli", "seed", "balance_by", "max_conditions")
+
+
+def similarity_enabled():
+    return bool(SIMILARITY["enabled"])
+
+
+def similarity_params(rule):
+    """What a similarity rule computes with: compute_rdms only what RDMs depend on,
+    compare_layers the rest of the block (memory settings are run settings, below)."""
+    block = {k: v for k, v in SIMILARITY.items() if k not in SIMILARITY_RUN_KEYS}
+    block.pop("enabled")
+    if rule == "compute_rdms":
+        return {k: v for k, v in block.items() if k in RDM_KEYS}
+    return block
+
+
+SIMILARITY_RUN = SimpleNamespace(**{k: SIMILARITY[k] for k in SIMILARITY_RUN_KEYS})
+
+
+def check_similarity_config():
+    """Cross-validated distances need replicates: stop before any job runs otherwise."""
+    if not similarity_enabled():
+        return
+    cv = [d for d in SIMILARITY.get("distances", []) if d == "crossnobis"]
+    if cv and config.get("extraction", {}).get("n_replicates", 1) < 2:
+        raise WorkflowError(
+            "similarity.distances: 'crossnobis' is cross-validated across replicates and "
+            "needs extraction.n_replicates >= 2; raise n_replicates or drop crossnobis"
+        )
+
+
+check_similarity_config()
+
+
+def similarity_mem_mb(kind):
+    """Memory of a similarity job (MB): its tiles or accumulators plus the condensed RDMs."""
+    block = float(SIMILARITY.get("block_mb", 256))
+    memory = float(SIMILARITY.get("memory_mb", 1024))
+    n = int(SIMILARITY.get("max_stimuli", 5000))
+    rdm_mb = len(SIMILARITY.get("distances", ["correlation"])) * 8 * n * n / 2 / 2**20
+    if kind == "rdms":
+        return int(2 * block + rdm_mb + 500)
+    return int(memory * 1.5 + 2 * rdm_mb + 500)
+
+
+def get_set_rdm_files(wildcards):
+    return [
+        f"results/similarity/{wildcards.stimset}/{model}/rdms.h5" for model in MODELS
+    ]
+
+
+def similarity_outputs():
+    """Every similarity output of the run (none when similarity.enabled is false)."""
+    if not similarity_enabled():
+        return []
+    targets = []
+    for stimset in STIMULI:
+        targets += [f"results/similarity/{stimset}/{model}/rdms.h5" for model in MODELS]
+        targets += [
+            f"results/similarity/{stimset}/compare.h5",
+            f"results/similarity/{stimset}/compare.tsv",
+        ]
+    return targets
+
+
+def similarity_report_inputs():
+    """The comparisons the report's similarity section is rendered from."""
+    if not similarity_enabled():
+        return []
+    return [f"results/similarity/{stimset}/compare.h5" for stimset in STIMULI]
