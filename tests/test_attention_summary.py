@@ -62,7 +62,7 @@ def test_summary_tables_are_means_over_every_exposure(extracted):
         "2": {"dataset": "blocks.2.attn.pattern", "reduce": "flatten"},
     }
 
-    text = render_report([], [summary_path])
+    text = render_report([], attention=[summary_path])
     assert "## Inside the transformers" in text
     assert "### deit_distilled on `gratings`" in text
     table = text[text.index("**density**") :]
@@ -106,6 +106,37 @@ def test_page_data_heatmaps_and_class_token_attention(extracted):
     assert attention_page_data(summary)["cls_attention"] is None
 
 
+def test_site_heatmaps_follow_the_site_contract(extracted):
+    from actpipe.site.heatmaps import read_heatmap
+
+    path, tmp = extracted
+    summary_path = summarise_attention(
+        path, "deit_distilled", tmp / "t" / "summary.json", tmp / "t" / "maps", examples=2
+    )
+    summary = json.loads(summary_path.read_text())
+    files = sorted(
+        p.relative_to(tmp / "t" / "maps").as_posix() for p in (tmp / "t/maps").rglob("*")
+    )
+    expected = [f"{m}.heatmap.json" for m in METRICS]
+    expected += [f"cls_attention/blocks.{b}/{n}.heatmap.json" for b in (1, 2) for n in (0, 1)]
+    assert sorted(f for f in files if f.endswith(".json")) == sorted(expected)
+    density = read_heatmap(tmp / "t/maps/density.heatmap.json")
+    assert density["y"]["labels"] == ["blocks.0", "blocks.1", "blocks.2"]
+    assert density["x"]["labels"] == ["h0", "h1", "h2"]
+    assert density["values"] == summary["metrics"]["density"]["mean"]
+    assert (density["zmin"], density["zmax"]) == (0.0, 1.0)
+    cls = read_heatmap(tmp / "t/maps/cls_attention/blocks.1/1.heatmap.json")
+    with h5py.File(path, "r") as f:
+        ids = f["deit_distilled/stimulus_ids"].asstr()[()].tolist()
+        row = f["deit_distilled/layers/blocks.1.attn.pattern"][1, 0]  # (heads, keys)
+    assert ids[1] in cls["title"] and cls["y"]["labels"] == ["r0", "r1", "r2"]
+    assert cls["x"]["labels"][:4] == ["h0 c0", "h0 c1", "h0 c2", "h1 c0"]
+    grid = np.asarray(cls["values"])  # rows x (heads * columns)
+    np.testing.assert_allclose(
+        grid.reshape(3, 3, 3).transpose(1, 0, 2), row[:, 2:].reshape(3, 3, 3), rtol=1e-5
+    )
+
+
 def test_summary_of_a_model_without_metrics_says_what_to_do(tmp_path):
     stimuli = materialise_stimuli(
         {"source": "gratings", "size": 48, "orientations": 2, "phases": 1}, tmp_path / "g"
@@ -138,7 +169,10 @@ def test_workflow_with_probes_and_metrics(tmp_path):
     write_config(tmp_path, config)
     run_snakemake(tmp_path, "--cores", "2")
     acts = tmp_path / "results/activations/gratings/vit_tiny.h5"
-    summary = json.loads((tmp_path / "results/attention/gratings/vit_tiny.json").read_text())
+    results = tmp_path / "results/transformer/gratings/vit_tiny"
+    summary = json.loads((results / "summary.json").read_text())
+    assert (results / "maps/sink_share.heatmap.json").is_file()
+    assert len(list((results / "maps/cls_attention/blocks.11").glob("*.heatmap.json"))) == 4
     with h5py.File(acts, "r") as f:
         z = f["vit_tiny/layers/blocks.5.attn.z"]
         assert z.shape == (8, 2, 3, 64)
@@ -153,6 +187,8 @@ def test_workflow_with_probes_and_metrics(tmp_path):
     assert paths["layers"] == ["blocks.0", "blocks.11.attn.pattern", "blocks.5.attn.z@h2"]
     report = (tmp_path / "results/report.md").read_text()
     assert "## Inside the transformers" in report and "**sink_share**" in report
+    if (tmp_path / "results/site/index.html").exists():  # the site's transformer page
+        assert "Transformer metrics" in (tmp_path / "results/site/data/index.js").read_text()
     # One cluster file per layer, the selector part of its name (however names are encoded).
     assert len(list((folder / "layers").glob("blocks.5.attn.z*h2.h5"))) == 1
     # A metrics edit reruns that model's extraction and its summary.

@@ -235,6 +235,29 @@ def test_validate_reports_a_four_dimensional_layer_without_axes(tmp_path, stimul
     assert len(problems) == 1 and "axes" in problems[0].message
 
 
+def test_a_probe_renamed_with_as_is_stored_under_its_short_name(tmp_path, stimuli):
+    layers = [
+        {"name": "blocks.1.attn.z", "as": "z1", "reduce": "flatten"},
+        "blocks.1.attn.z@h2",
+        {"name": "blocks.1.resid_mid", "as": "mid1", "reduce": "flatten"},
+        "blocks.1.resid_mid",
+    ]
+    spec, _, _ = probe_spec(tmp_path, "vit", layers, metrics=None)
+    out = extract_activations(spec, stimuli, tmp_path / "acts.h5", OPTIONS, "g")
+    with h5py.File(out, "r") as f:
+        short = f["vit/layers/z1"]
+        full = f["vit/layers/blocks.1.attn.z"]
+        assert short.attrs["module"] == "blocks.1.attn.z" and short.shape == (6, 2, 3, 640)
+        assert full.attrs["reduce"] == "cls" and full.shape == (6, 2, 3, 64)
+        # The class token's z is token 0 of the whole z.
+        np.testing.assert_array_equal(short[()][..., :64], full[()])
+        mid = f["vit/layers/mid1"][()].reshape(6, 2, 10, 192)
+        np.testing.assert_array_equal(mid[:, :, 0], f["vit/layers/blocks.1.resid_mid"][()])
+        z1 = short[()]
+    with load_lazy_activations(out) as acts:
+        np.testing.assert_array_equal(acts["vit"].layer("z1@h2").read(), z1[:, :, 2])
+
+
 def test_block_output_is_the_residual_stream_leaving_the_block(tmp_path, stimuli):
     spec, _, _ = probe_spec(tmp_path, "vit", ["blocks.1", "blocks.1.resid_post"], None)
     out = extract_activations(spec, stimuli, tmp_path / "acts.h5", OPTIONS, "g")
@@ -242,5 +265,5 @@ def test_block_output_is_the_residual_stream_leaving_the_block(tmp_path, stimuli
         layer = f["vit/layers/blocks.1"]
         assert layer.ndim == 3 and "axes" not in layer.attrs and "kind" not in layer.attrs
         resid = f["vit/layers/blocks.1.resid_post"]
-        assert resid.attrs["kind"] == "probe" and resid.attrs["module"] == "blocks.1"
+        assert resid.attrs["kind"] == "probe" and resid.attrs["block_module"] == "blocks.1"
         np.testing.assert_array_equal(resid[()], layer[()])

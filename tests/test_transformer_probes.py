@@ -440,7 +440,8 @@ def test_onnx_model_asked_for_probes_is_refused() -> None:
 @pytest.mark.parametrize(
     ("layers", "metrics", "match"),
     [
-        (["blocks.0", {"name": "blocks.0", "reduce": "cls_row"}], None, "cls_row"),
+        (["blocks.1", {"name": "blocks.0", "reduce": "cls_row"}], None, "cls_row"),
+        ([{"name": "blocks.0.attn.z@h1", "as": "z1"}], None, "as:"),
         (["blocks.0@h1"], None, "head selector"),
         (["blocks.0.resid_pre@h1"], None, "head selector"),
         (["blocks.0.attn.density@h1"], None, "head selector"),

@@ -5,7 +5,7 @@ The metrics themselves are computed during extraction
 (:mod:`actpipe.extraction.attention_metrics`) and stored per block as
 ``/{model}/layers/blocks.{i}.attn.{metric}``, ``(n_stimuli, n_replicates, heads)``. The
 workflow's ``summarise_attention`` rule calls :func:`summarise_attention`, which reads them and
-writes ``results/attention/{set}/{model}.json``:
+writes ``results/transformer/{set}/{model}/summary.json``:
 
 .. code-block:: text
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,11 @@ from .storage.lazy import LazyActivations
 PathLike = str | os.PathLike[str]
 KIND = "attention-summary"
 UNITS = {"attention_entropy": "nats", "attention_distance": "pixels"}
+BOUNDED = ("attention_entropy_norm", "sink_share", "density")
+"""Metrics in [0, 1]: their heatmaps use that colour range."""
+HEATMAP_SUFFIX = ".heatmap.json"
+CLS_EXAMPLES = 4
+"""Examples whose class-token attention the workflow hands to the site."""
 CLS_ROWS = ("cls_row", "cls", "flatten")
 """Pattern reductions that keep the class token's query row."""
 
@@ -114,13 +120,91 @@ def attention_summary(activations: PathLike, model: str) -> dict[str, Any]:
         }
 
 
-def summarise_attention(activations: PathLike, model: str, output: PathLike) -> Path:
-    """Write :func:`attention_summary` of ``model`` as JSON to ``output`` (atomically).
+def summarise_attention(
+    activations: PathLike,
+    model: str,
+    output: PathLike,
+    maps: PathLike | None = None,
+    examples: int = CLS_EXAMPLES,
+) -> Path:
+    """Write :func:`attention_summary` of ``model`` as JSON to ``output`` (atomically) and,
+    with ``maps``, the site's heatmaps (:func:`attention_heatmaps`) into that folder.
 
     The workflow's ``summarise_attention`` rule calls this.
     """
-    write_json(output, attention_summary(activations, model))
+    summary = attention_summary(activations, model)
+    if maps is not None:
+        page = attention_page_data(summary, activations, max_examples=examples)
+        folder = Path(maps)
+        tmp = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        for name, heatmap in attention_heatmaps(page).items():
+            write_json(tmp / name, heatmap, indent=None)
+        tmp.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    write_json(output, summary)
     return Path(output)
+
+
+def attention_heatmaps(page: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The site's ``*.heatmap.json`` files (contract: :mod:`actpipe.site.heatmaps`) of one
+    (set, model), by relative file name, from :func:`attention_page_data`.
+
+    ``{metric}.heatmap.json``: block x head means of each metric (group ``attention metrics``).
+    ``cls_attention/blocks.{i}/{n}.heatmap.json`` for each example with a stored pattern: the
+    class token's attention over the patch grid, heads side by side (columns ``h{k} c{j}``,
+    rows ``r{i}``; group ``class-token attention``).
+    """
+    where = f"{page['model']} on {page['stimulus_set']}"
+    out: dict[str, dict[str, Any]] = {}
+    for metric, heat in page["heatmaps"].items():
+        entry = {
+            "kind": "heatmap",
+            "title": f"{metric}: {where}",
+            "stimulus_set": page["stimulus_set"],
+            "group": "attention metrics",
+            "x": {"title": "head", "labels": heat["columns"]},
+            "y": {"title": "block", "labels": heat["rows"]},
+            "values": heat["values"],
+            "scale": "sequential",
+            "unit": heat["units"] or metric,
+            "text": f"Mean over every exposure of {metric}: {heat['definition']}.",
+        }
+        if metric in BOUNDED:
+            entry.update(zmin=0.0, zmax=1.0)
+        out[f"{metric}{HEATMAP_SUFFIX}"] = entry
+    cls = page.get("cls_attention")
+    if cls:
+        rows, cols = cls["grid"]
+        for n, example in enumerate(cls["examples"]):
+            for block, maps in example["blocks"].items():
+                heads = len(maps["patches"])
+                values = [
+                    [maps["patches"][h][r][c] for h in range(heads) for c in range(cols)]
+                    for r in range(rows)
+                ]
+                shares = ", ".join(f"h{h} {v:.2f}" for h, v in enumerate(maps["prefix_share"]))
+                sid = example["stimulus_id"]
+                out[f"cls_attention/{block}/{n}{HEATMAP_SUFFIX}"] = {
+                    "kind": "heatmap",
+                    "title": f"{block} class-token attention, {sid}: {where}",
+                    "stimulus_set": page["stimulus_set"],
+                    "group": "class-token attention",
+                    "x": {
+                        "title": "head and patch column",
+                        "labels": [f"h{h} c{c}" for h in range(heads) for c in range(cols)],
+                    },
+                    "y": {"title": "patch row", "labels": [f"r{r}" for r in range(rows)]},
+                    "values": values,
+                    "zmin": 0.0,
+                    "scale": "sequential",
+                    "unit": "attention",
+                    "text": f"The class token's attention to each patch of {sid} "
+                    f"(unjittered exposure), heads side by side; attention to the prefix "
+                    f"tokens: {shares}.",
+                }
+    return out
 
 
 def read_summary(path: PathLike) -> dict[str, Any]:
@@ -156,7 +240,7 @@ def render_attention_section(summaries: Sequence[dict[str, Any]]) -> list[str]:
         "(definitions in docs/transformers.md); each table gives the mean over every exposure "
         "of the set, one row per block and one column per head. Per-exposure values: "
         "`/{model}/layers/blocks.{i}.attn.{metric}` of the activation file; these tables: "
-        "`results/attention/{set}/{model}.json`.",
+        "`results/transformer/{set}/{model}/summary.json`.",
         "",
     ]
     for summary in summaries:

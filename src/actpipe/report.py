@@ -10,7 +10,7 @@ folder (``metadata.json``, ``quality.tsv``, ``paths.json``) and writes one Markd
   the examples take and how many follow the most common one;
 * for models with attention metrics, their section: block x head tables of each metric
   (:func:`actpipe.attention.render_attention_section` of the summaries
-  ``results/attention/{set}/{model}.json``).
+  ``results/transformer/{set}/{model}/summary.json``).
 
 Numbers are copied from the quality tables, so the report never disagrees with them.
 """
@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from ._io import atomic_output
-from .attention import read_summary, render_attention_section
 
 PathLike = str | os.PathLike[str]
 
@@ -83,6 +82,14 @@ def _float(value: str) -> float:
     return out if out == out else float("-inf")
 
 
+def code(text: str) -> str:
+    """``text`` as inline code in a Markdown table cell: pipes escaped, backticks fenced."""
+    text = str(text).replace("|", "\\|")
+    if "`" in text:
+        return f"`` {text} ``"
+    return f"`{text}`"
+
+
 def _layer_table(run: ClusterRun) -> list[str]:
     labels = run.labels
     head = ["layer", "clusters", "silhouette", "Davies-Bouldin", "sizes (min/median/max)"]
@@ -90,7 +97,7 @@ def _layer_table(run: ClusterRun) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for row in run.quality:
         cells = [
-            f"`{row['layer']}`",
+            code(row["layer"]),
             row.get("n_nonempty") or row.get("n_clusters", ""),
             _number(row.get("silhouette", "")),
             _number(row.get("davies_bouldin", "")),
@@ -129,7 +136,7 @@ def _best_by_label(runs: list[ClusterRun]) -> list[str]:
         for _, run, best in rows:
             lines.append(
                 f"| {run.metadata['model']} | {run.metadata['parameter_set']} "
-                f"| `{best['layer']}` | {_number(best.get(f'ari_{label}', ''))} "
+                f"| {code(best['layer'])} | {_number(best.get(f'ari_{label}', ''))} "
                 f"| {_number(best.get(f'nmi_{label}', ''))} "
                 f"| {_number(best.get(f'purity_{label}', ''))} |"
             )
@@ -137,9 +144,17 @@ def _best_by_label(runs: list[ClusterRun]) -> list[str]:
     return lines
 
 
-def render_report(folders: list[PathLike], attention: Sequence[PathLike] = ()) -> str:
-    """The Markdown report of the given (set, model, parameter set) folders, and of the
-    ``attention`` summaries (:mod:`actpipe.attention`)."""
+def render_report(
+    folders: list[PathLike],
+    similarity: list[PathLike] | None = None,
+    attention: Sequence[PathLike] = (),
+) -> str:
+    """The Markdown report of the given (set, model, parameter set) folders.
+
+    ``similarity``: ``compare.h5`` files whose section (:mod:`actpipe.similarity.report`)
+    follows the clustering sections; ``attention``: attention summaries whose section
+    (:mod:`actpipe.attention`) comes last.
+    """
     runs = [ClusterRun.read(folder) for folder in folders]
     by_set: dict[str, list[ClusterRun]] = {}
     for run in runs:
@@ -177,16 +192,26 @@ def render_report(folders: list[PathLike], attention: Sequence[PathLike] = ()) -
                 f"{common}. Files: `{run.folder.as_posix()}/`.",
                 "",
             ]
-    lines += render_attention_section([read_summary(path) for path in attention])
+    if similarity:
+        from .similarity.report import render_section
+
+        lines += render_section(similarity)
+    if attention:
+        from .attention import read_summary, render_attention_section
+
+        lines += render_attention_section([read_summary(path) for path in attention])
     return "\n".join(lines).rstrip() + "\n"
 
 
 def write_report(
-    folders: list[PathLike], output: PathLike, attention: Sequence[PathLike] = ()
+    folders: list[PathLike],
+    output: PathLike,
+    similarity: list[PathLike] | None = None,
+    attention: Sequence[PathLike] = (),
 ) -> Path:
-    """Write :func:`render_report` of ``folders`` (and ``attention`` summaries) to ``output``
-    (atomically)."""
-    text = render_report(folders, attention)
+    """Write :func:`render_report` of ``folders`` (and ``similarity`` files and ``attention``
+    summaries) to ``output``."""
+    text = render_report(folders, similarity, attention)
     with atomic_output(output) as tmp:
         Path(tmp).write_text(text)
     return Path(output)

@@ -1,11 +1,13 @@
-# One job per (stimulus set, model with attention metrics): layer x head tables of each metric.
+# One job per (stimulus set, model with attention metrics): block x head tables of each metric
+# for the report, and the heatmaps of the site's transformer page (docs/transformers.md).
 
 
 rule summarise_attention:
     input:
         activations=get_activation_file,
     output:
-        "results/attention/{stimset}/{model}.json",
+        summary="results/transformer/{stimset}/{model}/summary.json",
+        maps=directory("results/transformer/{stimset}/{model}/maps"),
     log:
         "logs/summarise_attention/{stimset}/{model}.log",
     benchmark:

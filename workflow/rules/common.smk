@@ -5,16 +5,29 @@ import os
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import yaml
 from snakemake.exceptions import WorkflowError
 
 from snakemake.utils import validate
 
-# The package's standard-library-only modules (version, result file names) are read here;
-# nothing that imports torch or numpy is imported at parse time.
+# The package's standard-library-only modules (version, names, result files, the canonical
+# config, parameter sets) are read here; nothing that imports torch or numpy is.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from actpipe._version import __version__ as ACTPIPE_VERSION  # noqa: E402
-from actpipe.results import CLUSTER_OUTPUTS  # noqa: E402
+from actpipe.clustering.params import resolve_parameter_set  # noqa: E402
+from actpipe.config import (  # noqa: E402
+    canonical,
+    canonical_model,
+    model_params,
+    split_extraction,
+)
+from actpipe.errors import ClusteringError  # noqa: E402
+from actpipe.names import entry_names, layer_key  # noqa: E402
+from actpipe.results import CLUSTER_OUTPUTS, MEMBER_DISTANCES, THUMBNAILS  # noqa: E402
+
+SCHEMA_FILE = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def refuse_unavailable(config):
@@ -34,20 +47,66 @@ refuse_unavailable(config)
 validate(config, schema="../schemas/config.schema.yaml")
 
 
-STIMULI = config["stimuli"]
-MODELS = config["models"]
-PARAMETER_SETS = config["clustering"]["parameter_sets"]
+# Rules get the canonical form of their config block (defaults filled in, keys sorted,
+# numbers typed, layer entries spelled out: actpipe.config), so a config that means the same
+# reruns nothing and a change of meaning reruns exactly the jobs whose block changed.
+SCHEMA = yaml.safe_load(SCHEMA_FILE.read_text())
+
+
+def _canonical_parameter_set(name, block):
+    try:
+        return dict(sorted(resolve_parameter_set(block, name).to_dict().items()))
+    except ClusteringError as exc:
+        raise WorkflowError(f"clustering.parameter_sets.{name}: {exc}") from None
+
+
+try:
+    STIMULI = {
+        name: canonical(block, SCHEMA["$defs"]["stimulus_set"], SCHEMA)
+        for name, block in config["stimuli"].items()
+    }
+    MODELS = {
+        name: canonical_model(block, SCHEMA, f"models.{name}.layers")
+        for name, block in config["models"].items()
+    }
+except ValueError as exc:
+    raise WorkflowError(str(exc)) from None
+EXTRACTION, EXTRACTION_RUN = split_extraction(
+    canonical(config["extraction"], SCHEMA["properties"]["extraction"], SCHEMA)
+)
+STORAGE = canonical(config["storage"], SCHEMA["properties"]["storage"], SCHEMA)
+PARAMETER_SETS = {
+    name: _canonical_parameter_set(name, block)
+    for name, block in config["clustering"]["parameter_sets"].items()
+}
+# How a clustering job reads (not what it computes): not compared, so it reruns nothing.
+PARAMETER_SET_RUN = {
+    name: {key: block[key] for key in ("block_mb",) if key in block}
+    for name, block in config["clustering"]["parameter_sets"].items()
+}
 PREFIX = config["output_prefix"]
 # Models with attention metrics (docs/transformers.md): each gets a summary per stimulus set.
 ATTENTION_MODELS = [model for model in MODELS if MODELS[model].get("metrics")]
 
 
 def model_layers(model):
-    """Layer names of a model, in config order (entries are names or {name, reduce})."""
+    """Layer names of a model, in config order (entries are names or {name, as, reduce}).
+
+    Two entries going by the same name (or names differing only in letter case) stop the
+    workflow here, naming both.
+    """
     layers = MODELS[model]["layers"]
     if layers == "auto":
         return auto_layers(model)
-    return [e if isinstance(e, str) else e["name"] for e in layers]
+    try:
+        return [name for name, _ in entry_names(layers, f"models.{model}.layers")]
+    except ValueError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+def layer_keys(model):
+    """The layer keys of a model's layers: their names made safe for file names."""
+    return [layer_key(name) for name in model_layers(model)]
 
 
 def package_env():
@@ -149,8 +208,8 @@ def check_models_at_start():
     raise WorkflowError(proc.stderr.strip() or f"model check failed; see {log}")
 
 
-def all_layers():
-    return sorted({layer for model in MODELS for layer in model_layers(model)})
+def all_layer_keys():
+    return sorted({key for model in MODELS for key in layer_keys(model)})
 
 
 def alternation(names):
@@ -252,13 +311,26 @@ def get_layer_cluster_files(wildcards):
         stimset=wildcards.stimset,
         model=wildcards.model,
         pset=wildcards.pset,
-        layer=model_layers(wildcards.model),
+        layer=layer_keys(wildcards.model),
     )
 
 
 def cluster_outputs(folder):
     """The aggregate outputs of one (set, model, parameter set) folder, by output name."""
     return {key: f"{folder}/{name}" for key, name in CLUSTER_OUTPUTS.items()}
+
+
+def aggregate_outputs():
+    """The outputs of rule aggregate_clusters; the quality table goes into the report."""
+    out = cluster_outputs("results/clusters/{stimset}/{model}/{pset}")
+    out["quality"] = report(
+        out["quality"],
+        caption="../report/quality.rst",
+        category="Quality",
+        subcategory="{stimset}",
+        labels={"model": "{model}", "parameter set": "{pset}"},
+    )
+    return out
 
 
 def gradient_file(stimset, model):
@@ -276,6 +348,23 @@ def get_cluster_inputs(wildcards):
 
 def get_parameter_set(wildcards):
     return PARAMETER_SETS[wildcards.pset]
+
+
+def get_parameter_set_run(wildcards):
+    return SimpleNamespace(**PARAMETER_SET_RUN[wildcards.pset])
+
+
+def get_model_params(wildcards):
+    """A model's canonical block, without what only concerns scheduling (resources)."""
+    return model_params(MODELS[wildcards.model])
+
+
+def get_stimulus_spec(wildcards):
+    """A generated set's canonical block, without what only concerns scheduling."""
+    return {k: v for k, v in STIMULI[wildcards.stimset].items() if k != "shard_size"}
+
+
+EXTRACTION_RUN_SETTINGS = SimpleNamespace(**EXTRACTION_RUN)
 
 
 def extraction_resources(key, default):
@@ -304,6 +393,7 @@ def get_report_inputs(wildcards):
         kind: [cluster_outputs(folder)[kind] for folder in folders]
         for kind in ("metadata", "quality", "paths")
     }
+    inputs["similarity"] = similarity_report_inputs()
     inputs["attention"] = attention_summaries()
     return inputs
 
@@ -311,18 +401,151 @@ def get_report_inputs(wildcards):
 def attention_summaries():
     """The attention summary of every (stimulus set, model with metrics)."""
     return [
-        f"results/attention/{stimset}/{model}.json"
+        f"results/transformer/{stimset}/{model}/summary.json"
+        for stimset in STIMULI
+        for model in ATTENTION_MODELS
+    ]
+
+
+def attention_maps():
+    """The site's heatmaps of every (stimulus set, model with metrics)."""
+    return [
+        f"results/transformer/{stimset}/{model}/maps"
         for stimset in STIMULI
         for model in ATTENTION_MODELS
     ]
 
 
 def get_final_output():
-    targets = ["results/report.md", *attention_summaries()]
+    targets = ["results/report.md", *site_targets(), *attention_summaries()]
     for stimset in STIMULI:
         targets.append(f"results/activations/{PREFIX}_{stimset}.h5")
         for model in MODELS:
             for pset in PARAMETER_SETS:
                 base = f"results/clusters/{stimset}/{model}/{pset}"
                 targets += list(cluster_outputs(base).values())
+    targets += similarity_outputs()
     return targets
+
+
+# The results site (workflow/rules/site.smk, docs/site.md).
+SITE = canonical(config["site"], SCHEMA["properties"]["site"], SCHEMA)
+THUMBNAIL_OPTIONS = {k: v for k, v in SITE.items() if k.startswith("thumbnail_")}
+SITE_RUN_FILES = ("metadata", "quality", "paths", "transitions")
+
+
+def site_runs():
+    """Every (stimulus set, model, parameter set) the site shows, in config order."""
+    return [[s, m, p] for s in STIMULI for m in MODELS for p in PARAMETER_SETS]
+
+
+def site_targets():
+    return ["results/site"] if SITE["enabled"] else []
+
+
+def get_distance_inputs(wildcards):
+    """The layer files of a clustering and what it read (activations, maybe gradients)."""
+    return {
+        "layers": get_layer_cluster_files(wildcards),
+        **get_cluster_inputs(wildcards),
+    }
+
+
+def get_site_inputs(wildcards):
+    """Thumbnails of every set, and the aggregated files and distances of every run.
+
+    A later analysis whose page reads its own outputs adds them here (docs/site.md).
+    """
+    return {
+        "thumbnails": [f"{THUMBNAILS}/{stimset}" for stimset in STIMULI],
+        "transformer": attention_maps(),
+        "runs": [
+            path
+            for stimset, model, pset in site_runs()
+            for path in (
+                *(
+                    cluster_outputs(f"results/clusters/{stimset}/{model}/{pset}")[k]
+                    for k in SITE_RUN_FILES
+                ),
+                f"results/clusters/{stimset}/{model}/{pset}/{MEMBER_DISTANCES}",
+            )
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- similarity
+# Representational similarity (workflow/rules/similarity.smk, docs/similarity.md).
+
+SIMILARITY = canonical(config["similarity"], SCHEMA["properties"]["similarity"], SCHEMA)
+SIMILARITY_RUN_KEYS = ("block_mb", "memory_mb")
+RDM_KEYS = ("distances", "max_stimuli", "seed", "balance_by", "max_conditions")
+
+
+def similarity_enabled():
+    return bool(SIMILARITY["enabled"])
+
+
+def similarity_params(rule):
+    """What a similarity rule computes with: compute_rdms only what RDMs depend on,
+    compare_layers the rest of the block (memory settings are run settings, below)."""
+    block = {k: v for k, v in SIMILARITY.items() if k not in SIMILARITY_RUN_KEYS}
+    block.pop("enabled")
+    if rule == "compute_rdms":
+        return {k: v for k, v in block.items() if k in RDM_KEYS}
+    return block
+
+
+SIMILARITY_RUN = SimpleNamespace(**{k: SIMILARITY[k] for k in SIMILARITY_RUN_KEYS})
+
+
+def check_similarity_config():
+    """Cross-validated distances need replicates: stop before any job runs otherwise."""
+    if not similarity_enabled():
+        return
+    cv = [d for d in SIMILARITY.get("distances", []) if d == "crossnobis"]
+    if cv and config.get("extraction", {}).get("n_replicates", 1) < 2:
+        raise WorkflowError(
+            "similarity.distances: 'crossnobis' is cross-validated across replicates and "
+            "needs extraction.n_replicates >= 2; raise n_replicates or drop crossnobis"
+        )
+
+
+check_similarity_config()
+
+
+def similarity_mem_mb(kind):
+    """Memory of a similarity job (MB): its tiles or accumulators plus the condensed RDMs."""
+    block = float(SIMILARITY.get("block_mb", 256))
+    memory = float(SIMILARITY.get("memory_mb", 1024))
+    n = int(SIMILARITY.get("max_stimuli", 5000))
+    rdm_mb = len(SIMILARITY.get("distances", ["correlation"])) * 8 * n * n / 2 / 2**20
+    if kind == "rdms":
+        return int(2 * block + rdm_mb + 500)
+    return int(memory * 1.5 + 2 * rdm_mb + 500)
+
+
+def get_set_rdm_files(wildcards):
+    return [
+        f"results/similarity/{wildcards.stimset}/{model}/rdms.h5" for model in MODELS
+    ]
+
+
+def similarity_outputs():
+    """Every similarity output of the run (none when similarity.enabled is false)."""
+    if not similarity_enabled():
+        return []
+    targets = []
+    for stimset in STIMULI:
+        targets += [f"results/similarity/{stimset}/{model}/rdms.h5" for model in MODELS]
+        targets += [
+            f"results/similarity/{stimset}/compare.h5",
+            f"results/similarity/{stimset}/compare.tsv",
+        ]
+    return targets
+
+
+def similarity_report_inputs():
+    """The comparisons the report's similarity section is rendered from."""
+    if not similarity_enabled():
+        return []
+    return [f"results/similarity/{stimset}/compare.h5" for stimset in STIMULI]

@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
 from actpipe.logs import logging_to
 from actpipe.report import write_report
 
@@ -11,5 +11,6 @@ with logging_to(snakemake.log[0]):
     write_report(
         [Path(f).parent for f in snakemake.input.metadata],
         snakemake.output[0],
-        snakemake.input.get("attention", []),
+        list(snakemake.input.similarity),
+        list(snakemake.input.get("attention", [])),
     )

@@ -22,6 +22,9 @@ COMMANDS: tuple[str, ...] = (
     "append",
     "layers",
     "cluster",
+    "serve",
+    "rdm",
+    "compare",
 )
 
 
@@ -29,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="actpipe",
         description="Activations of neural networks on stimulus folders: inspect, convert, "
-        "cluster.",
+        "cluster, compare.",
     )
     parser.add_argument("--version", action="version", version=f"actpipe {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

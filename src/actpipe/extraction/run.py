@@ -326,6 +326,7 @@ def extract_activations(
                                 "reduce": layer.reduce,
                                 "reduce_applied": capture.applied[layer.name],
                                 "name": layer.name,
+                                "module": layer.module,
                                 **capture.layer_attrs.get(layer.name, {}),
                             },
                         )

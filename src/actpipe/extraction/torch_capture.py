@@ -42,8 +42,8 @@ class TorchCapture:
         metrics: MetricSpec | None = None,
     ):
         metrics = metrics or MetricSpec()
-        plain = [layer for layer in layers if parse_probe(layer.stored_name) is None]
-        check_layer_names(model, [layer.name for layer in plain], model_name)
+        plain = [layer for layer in layers if parse_probe(layer.probe_name) is None]
+        check_layer_names(model, [layer.module for layer in plain], model_name)
         modules = dict(model.named_modules())
         self.model = model
         self.model_name = model_name
@@ -58,7 +58,12 @@ class TorchCapture:
         self.probes = None
         stored: dict[str, LayerSpec] = {}
         for layer in layers:
-            stored.setdefault(layer.stored_name, LayerSpec(layer.stored_name, layer.reduce))
+            if layer.stored_name != layer.name:  # a head selector: the probe, all heads
+                probe = layer.probe_name
+                layer = LayerSpec(
+                    layer.stored_name, layer.reduce, "" if probe == layer.stored_name else probe
+                )
+            stored.setdefault(layer.stored_name, layer)
         self.layers = list(stored.values())
         if len(plain) < len(layers) or metrics:
             from .transformer_probes import TransformerProbes
@@ -67,14 +72,14 @@ class TorchCapture:
             self.layers += [LayerSpec(out.name, "none") for out in self.probes.metric_outputs]
             self.layer_attrs.update(self.probes.layer_attrs)
         self._handles = [
-            modules[layer.name].register_forward_hook(self._hook(layer)) for layer in plain
+            modules[layer.module].register_forward_hook(self._hook(layer)) for layer in plain
         ]
 
     def _hook(self, layer: LayerSpec):
         def hook(module, inputs, output):
             if layer.name in self.features:
                 raise LayerError(
-                    f"model {self.model_name!r}: module {layer.name!r} runs more than once per "
+                    f"model {self.model_name!r}: module {layer.module!r} runs more than once per "
                     "forward pass, so its output is ambiguous; choose one of its submodules"
                 )
             x = first_tensor(output).detach()

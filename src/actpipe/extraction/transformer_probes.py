@@ -43,7 +43,7 @@ from ..models.transformers import (
     metric_outputs,
     probe_outputs,
 )
-from ..probes import METRICS, metric_probe
+from ..probes import METRICS, RESIDUAL_SITES, metric_probe
 from . import attention_metrics as am
 from .capture import reduce_heads, reduce_output
 
@@ -71,9 +71,8 @@ class _Block:
     def sites(self) -> set[str]:
         return {out.probe.site for out in self.outputs}
 
-    @property
-    def residual(self) -> dict[str, ProbeOutput]:
-        return {o.probe.site: o for o in self.outputs if o.probe.kind == "residual"}
+    def residual(self, site: str) -> list[ProbeOutput]:
+        return [o for o in self.outputs if o.probe.site == site]
 
     @property
     def head(self) -> list[ProbeOutput]:
@@ -157,7 +156,7 @@ class TransformerProbes:
                 "kind": "metric" if out.probe.kind == "metric" else "probe",
                 "probe": out.probe.site,
                 "block": out.probe.block,
-                "module": self.layout.blocks[out.probe.block],
+                "block_module": self.layout.blocks[out.probe.block],
             }
             if out.probe.kind == "head":
                 entry.update(axes=HEAD_AXES, heads=self.layout.num_heads)
@@ -210,28 +209,28 @@ class TransformerProbes:
         self.end()
 
     def _residual_hooks(self, block: _Block, module: nn.Module, mid: nn.Module) -> None:
-        residual = block.residual
-        if "resid_pre" in residual:
-            out = residual["resid_pre"]
+        pre, mid_outs, post = (block.residual(site) for site in RESIDUAL_SITES)
+        if pre:
 
-            def pre(_m: nn.Module, args: tuple[Any, ...]) -> None:
-                self._deliver_residual(out, args[0])
+            def pre_hook(_m: nn.Module, args: tuple[Any, ...]) -> None:
+                for out in pre:
+                    self._deliver_residual(out, args[0])
 
-            self._handles.append(module.register_forward_pre_hook(pre))
-        if "resid_mid" in residual:
-            out_mid = residual["resid_mid"]
+            self._handles.append(module.register_forward_pre_hook(pre_hook))
+        if mid_outs:
 
             def mid_hook(_m: nn.Module, args: tuple[Any, ...]) -> None:
-                self._deliver_residual(out_mid, args[0])
+                for out in mid_outs:
+                    self._deliver_residual(out, args[0])
 
             self._handles.append(mid.register_forward_pre_hook(mid_hook))
-        if "resid_post" in residual:
-            out_post = residual["resid_post"]
+        if post:
 
-            def post(_m: nn.Module, _args: tuple[Any, ...], output: Any) -> None:
-                self._deliver_residual(out_post, output)
+            def post_hook(_m: nn.Module, _args: tuple[Any, ...], output: Any) -> None:
+                for out in post:
+                    self._deliver_residual(out, output)
 
-            self._handles.append(module.register_forward_hook(post))
+            self._handles.append(module.register_forward_hook(post_hook))
 
     def _deliver_residual(self, out: ProbeOutput, x: torch.Tensor) -> None:
         x = x.detach()

@@ -44,9 +44,10 @@ def check_model(spec: ModelSpec) -> dict[str, Any]:
     if spec.is_onnx:
         return check_onnx(spec)
     model = build_skeleton(spec)
-    layers = resolve_layer_names(spec, model)
-    check_layer_names(model, [n for n in layers if not is_probe(split_head(n)[0])], spec.name)
+    modules = resolve_layer_names(spec, model)
+    check_layer_names(model, [m for m in modules if not is_probe(split_head(m)[0])], spec.name)
     check_transformer_probes(model, spec.layers, spec.metrics, spec.name)
+    layers = modules if spec.auto_layers else spec.layer_names
     summary: dict[str, Any] = {"source": spec.source, "arch": spec.arch, "layers": layers}
     if spec.metrics:
         summary["metrics"] = spec.metrics.to_dict()

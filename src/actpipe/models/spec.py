@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ModelError
-from ..names import did_you_mean, split_head
+from ..names import did_you_mean, entry_names, split_head
 from ..preprocess import Preprocess, resolve_preprocess
 from ..probes import METRICS, parse_probe
 from .registry import SOURCE_NAMES
@@ -29,20 +29,36 @@ __all__ = [
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer to capture: the module (or ONNX tensor) name and its reduction.
+    """One layer to capture: the name it goes by, its reduction, and what to capture.
 
-    The name may also be a transformer probe (``blocks.3.attn.z``, :mod:`.probes`), and a
-    per-head probe may end in a head selector (``blocks.3.attn.z@h5``): the probe is stored
-    with all its heads and the selector picks one head when the layer is read or clustered.
+    ``name`` is the user's name of the layer (a config entry's ``as:``, else its ``name:``):
+    files, outputs and readers use it (stored under :func:`actpipe.names.layer_key`).
+    ``target`` is the module (or ONNX tensor) name when it differs from ``name``.
+
+    The module may also be a transformer probe (``blocks.3.attn.z``, :mod:`actpipe.probes`),
+    and a per-head probe may end in a head selector (``blocks.3.attn.z@h5``): the probe is
+    stored with all its heads and the selector picks one head when the layer is read or
+    clustered.
     """
 
     name: str
     reduce: str = "flatten"
+    target: str = ""
+
+    @property
+    def module(self) -> str:
+        """The module (or ONNX tensor) name to capture."""
+        return self.target or self.name
 
     @property
     def stored_name(self) -> str:
         """The name of the dataset holding this layer (the name without a head selector)."""
         return split_head(self.name)[0]
+
+    @property
+    def probe_name(self) -> str:
+        """The module (or probe) to capture, without a head selector."""
+        return split_head(self.module)[0]
 
 
 @dataclass(frozen=True)
@@ -160,29 +176,9 @@ class ModelSpec:
             )
         raw_layers = block.get("layers", [])
         auto = raw_layers == AUTO
-        layers: list[LayerSpec] = []
-        for entry in [] if auto else raw_layers:
-            if isinstance(entry, str):
-                layers.append(LayerSpec(entry, default_reduce))
-            else:
-                layers.append(LayerSpec(entry["name"], entry.get("reduce", default_reduce)))
-        for layer in layers:
-            check_layer_entry(layer, where)
-        names = [layer.name for layer in layers]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ModelError(f"{where}: layer(s) listed twice: {duplicates}")
-        reduces: dict[str, LayerSpec] = {}
-        for layer in layers:
-            other = reduces.setdefault(layer.stored_name, layer)
-            if other.reduce != layer.reduce:
-                raise ModelError(
-                    f"{where}: {other.name!r} and {layer.name!r} are stored together as "
-                    f"{layer.stored_name!r} and must have the same reduce (got "
-                    f"{other.reduce!r} and {layer.reduce!r})"
-                )
+        layers = [] if auto else parse_layers(raw_layers, default_reduce, where)
         metrics = MetricSpec.from_config(block.get("metrics"), where)
-        if source == "onnx" and (metrics or any(parse_probe(n) for n in reduces)):
+        if source == "onnx" and (metrics or any(parse_probe(x.probe_name) for x in layers)):
             raise ModelError(
                 f"{where}: probes and metrics need a torch Vision Transformer (source timm or "
                 "torchvision); an ONNX graph is run as it is, so list its tensor names instead"
@@ -250,7 +246,7 @@ class ModelSpec:
             "kwargs": self.kwargs,
             "batch_size": self.batch_size,
             "strict": self.strict,
-            "layers": [{"name": layer.name, "reduce": layer.reduce} for layer in self.layers],
+            "layers": [describe_layer(layer) for layer in self.layers],
         }
         if self.weights_prefix:
             out["weights_prefix"] = self.weights_prefix
@@ -261,19 +257,63 @@ class ModelSpec:
         return out
 
 
+def describe_layer(layer: LayerSpec) -> dict[str, str]:
+    """A layer as its config entry reads: ``{name, reduce}`` plus ``as`` when renamed."""
+    if layer.target:
+        return {"name": layer.target, "as": layer.name, "reduce": layer.reduce}
+    return {"name": layer.name, "reduce": layer.reduce}
+
+
+def parse_layers(entries: list[Any], default_reduce: str, where: str) -> list[LayerSpec]:
+    """The ``layers:`` list of a model block: names or ``{name, as, reduce}`` mappings.
+
+    Names and their uniqueness follow :func:`actpipe.names.entry_names`; probes, head
+    selectors and their reductions :func:`check_layer_entry`. Entries stored together (one
+    probe with several head selectors) must share their reduction.
+    """
+    try:
+        names = entry_names(entries, where)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from exc
+    layers: list[LayerSpec] = []
+    for entry, (name, module) in zip(entries, names, strict=True):
+        reduce = entry.get("reduce", default_reduce) if isinstance(entry, dict) else default_reduce
+        layer = LayerSpec(name, reduce, module if module != name else "")
+        check_layer_entry(layer, where)
+        layers.append(layer)
+    stored: dict[str, LayerSpec] = {}
+    for layer in layers:
+        other = stored.setdefault(layer.stored_name, layer)
+        if other.reduce != layer.reduce:
+            raise ModelError(
+                f"{where}: {other.name!r} and {layer.name!r} are stored together as "
+                f"{layer.stored_name!r} and must have the same reduce (got "
+                f"{other.reduce!r} and {layer.reduce!r})"
+            )
+    return layers
+
+
 def check_layer_entry(layer: LayerSpec, where: str) -> None:
-    """Raise :class:`ModelError` for a reduction or head selector the layer cannot take."""
-    probe = parse_probe(layer.stored_name)
+    """Raise :class:`ModelError` for a reduction, head selector or ``as:`` the layer cannot
+    take."""
+    probe = parse_probe(layer.probe_name)
     allowed = REDUCTIONS + (probe.extra_reductions if probe else ())
     if layer.reduce not in allowed:
         raise ModelError(
             f"{where}, layer {layer.name!r}: unknown reduce {layer.reduce!r}; choose one of "
             f"{allowed}" + ("" if probe else " ('cls_row' is for attention patterns)")
         )
-    if layer.name != layer.stored_name and (probe is None or probe.kind != "head"):
+    selected = split_head(layer.module)[1] is not None
+    if selected and (probe is None or probe.kind != "head"):
         raise ModelError(
             f"{where}, layer {layer.name!r}: a head selector ('@h5') applies to per-head probes "
             "only (blocks.{i}.attn.pattern, .q, .k, .v, .z, .head_out)"
+        )
+    if selected and layer.target:
+        raise ModelError(
+            f"{where}, layer {layer.name!r}: 'as:' renames what is stored, and one head is not "
+            f"stored alone; rename the probe ({{name: {layer.probe_name}, as: ...}}) or list "
+            f"{layer.module!r} without 'as:'"
         )
 
 

@@ -199,10 +199,10 @@ class ProbeOutput:
 
 def probe_outputs(layers: Sequence[LayerSpec]) -> list[ProbeOutput]:
     """The stored probe outputs of ``layers`` (plain layers left out, head selectors dropped,
-    each probe once)."""
+    each stored name once; a probe renamed with ``as:`` is stored under its short name)."""
     out: dict[str, ProbeOutput] = {}
     for layer in layers:
-        probe = parse_probe(layer.stored_name)
+        probe = parse_probe(layer.probe_name)
         if probe is not None and layer.stored_name not in out:
             out[layer.stored_name] = ProbeOutput(layer.stored_name, probe, layer.reduce)
     return list(out.values())

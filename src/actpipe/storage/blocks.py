@@ -47,7 +47,8 @@ class OpenFiles:
         with self.lock:
             dset = self.datasets.get(key)
             if dset is None or not dset.id.valid:
-                dset = self.datasets[key] = self.group(model)[LAYERS_GROUP][layer]
+                stored = model.layers[layer].key or layer
+                dset = self.datasets[key] = self.group(model)[LAYERS_GROUP][stored]
             return dset
 
     def close(self) -> None:
@@ -64,16 +65,18 @@ def read_one(model: ModelInfo, files: OpenFiles, layer: str, row: int) -> np.nda
     dim)`` for a per-head layer."""
     if model.layout == LAYOUT:
         info = model.layer(layer)
-        dset = files.dataset(model, info.dataset or layer)
-        return dset[row] if info.head is None else dset[row, :, info.head]
+        if info.head is None:
+            return files.dataset(model, layer)[row]
+        return files.dataset(model, info.selected_from)[row, :, info.head]
     sid = model.stimulus_ids[row]
     stimulus = files.group(model)[sid]
-    if layer not in stimulus:
+    key = model.layers[layer].key or layer
+    if key not in stimulus:
         raise ActivationKeyError(
             f"{model.source}: stimulus {sid!r} of model {model.name!r} has no layer "
             f"{layer!r} (its layers: {', '.join(dataset_names(stimulus)) or 'none'})"
         )
-    array = as_rows(stimulus[layer][()])
+    array = as_rows(stimulus[key][()])
     if array.shape != model.layers[layer].shape[1:]:
         raise FormatError(
             f"{model.source}: /{model.name}/{sid}/{layer} has shape {array.shape}, "
@@ -86,8 +89,9 @@ def read_block(model: ModelInfo, files: OpenFiles, layer: str, start: int, stop:
     """Rows ``start:stop`` of ``layer`` as ``(stop - start, n_replicates, ...)``."""
     if model.layout == LAYOUT:
         info = model.layer(layer)
-        dset = files.dataset(model, info.dataset or layer)
-        return dset[start:stop] if info.head is None else dset[start:stop, :, info.head]
+        if info.head is None:
+            return files.dataset(model, layer)[start:stop]
+        return files.dataset(model, info.selected_from)[start:stop, :, info.head]
     info = model.layers[layer]
     out = np.empty((stop - start, *info.shape[1:]), dtype=info.dtype)
     for i in range(start, stop):

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from ..errors import ActivationKeyError, FormatError
-from ..names import no_such, split_head
+from ..names import layer_key, no_such, split_head
 from .files import (
     PathLike,
     check_version,
@@ -29,6 +29,7 @@ from .format import (
     LAYOUT,
     decode_value,
     layer_axes,
+    stored_name,
 )
 
 IdSelection = Sequence[str] | np.ndarray
@@ -50,6 +51,27 @@ def row_shape(shape: tuple[int, ...]) -> tuple[int, int]:
     return (shape[0], int(np.prod(shape[1:], dtype=np.int64)))
 
 
+def layer_datasets(
+    container: h5py.Group, order: Any = None, attrs_by_name: dict[str, Any] | None = None
+) -> dict[str, tuple[str, h5py.Dataset]]:
+    """The layer datasets below ``container`` as ``{layer name: (key, dataset)}``, in the
+    recorded ``order`` (a list of names) and then in file order.
+
+    A dataset's layer name is its ``name`` attribute (or the one ``attrs_by_name`` records,
+    for the older per-stimulus layout), else the name its key encodes, else the key: so files
+    of every version and of other writers read.
+    """
+    found: dict[str, tuple[str, h5py.Dataset]] = {}
+    for key in dataset_names(container):
+        dset = container[key]
+        name = stored_name(key, dset.attrs)
+        if attrs_by_name is not None and name not in attrs_by_name:
+            recorded = [n for n, a in attrs_by_name.items() if layer_key(n) == key]
+            name = recorded[0] if recorded else name
+        found.setdefault(name, (key, dset))
+    return {name: found[name] for name in ordered(list(found), order)}
+
+
 def ordered(names: list[str], order: Any) -> list[str]:
     """``names`` in the recorded ``order`` (a list), unrecorded ones after in file order."""
     present = set(names)
@@ -65,8 +87,9 @@ class StoredLayer:
     ``shape`` is ``(n_stimuli, n_replicates, feature_dim)``, or ``(n_stimuli, n_replicates,
     heads, dim)`` for a per-head probe; ``shape[0]`` is the number of stimulus ids. A
     layer-major dataset may hold more rows (``rows_on_disk``) after an interrupted append;
-    those rows are not part of the file. ``dataset`` names the dataset read and ``head`` the
-    head selected from it (``blocks.3.attn.z@h5``: dataset ``blocks.3.attn.z``, head 5).
+    those rows are not part of the file. ``key`` is where the data is (``layers/{key}``, or
+    ``{stimulus}/{key}`` in the older layout); readers take the layer's name. A head
+    selection (``blocks.3.attn.z@h5``) is head ``head`` of layer ``selected_from``.
     """
 
     shape: tuple[int, ...]
@@ -74,8 +97,10 @@ class StoredLayer:
     chunks: tuple[int, ...] | None
     attrs: dict[str, Any]
     rows_on_disk: int
-    dataset: str = ""
+    key: str = ""
+    """The dataset's name: the layer key of the layer's name (see :mod:`actpipe.names`)."""
     head: int | None = None
+    selected_from: str = ""
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
@@ -105,18 +130,19 @@ class StoredLayer:
         axes = self.axes
         return self.shape[axes.index(HEAD_AXIS)] if HEAD_AXIS in axes else None
 
-    def select_head(self, name: str, head: int, where: str) -> StoredLayer:
-        """The layer reduced to one ``head`` (``name`` is the selector, for messages)."""
+    def select_head(self, layer: str, head: int, where: str) -> StoredLayer:
+        """Head ``head`` of this layer (named ``layer``)."""
         axes = self.axes
+        selector = f"{layer}@h{head}"
         if len(self.shape) != 4 or axes[2] != HEAD_AXIS:
             raise ActivationKeyError(
-                f"{where}: layer {self.dataset!r} has no head axis (shape {self.shape}), so "
-                f"{name!r} selects nothing; read it without '@h{head}'"
+                f"{where}: layer {layer!r} has no head axis (shape {self.shape}), so "
+                f"{selector!r} selects nothing; read it without '@h{head}'"
             )
         n_heads = self.shape[2]
         if head >= n_heads:
             raise ActivationKeyError(
-                f"{where}: {name!r} selects head {head}, but {self.dataset!r} has {n_heads} "
+                f"{where}: {selector!r} selects head {head}, but {layer!r} has {n_heads} "
                 f"heads (@h0 to @h{n_heads - 1})"
             )
         return replace(
@@ -124,6 +150,7 @@ class StoredLayer:
             shape=(self.shape[0], self.shape[1], self.shape[3]),
             attrs={**self.attrs, "head": head},
             head=head,
+            selected_from=layer,
         )
 
 
@@ -159,9 +186,8 @@ class ModelInfo:
         if layout == LAYOUT:
             if LAYERS_GROUP not in group:
                 raise FormatError(f"{source}: {group.name} has no {LAYERS_GROUP} group")
-            container = group[LAYERS_GROUP]
-            for name in ordered(dataset_names(container), attrs.get("layer_order")):
-                dset = container[name]
+            stored = layer_datasets(group[LAYERS_GROUP], attrs.get("layer_order"))
+            for name, (key, dset) in stored.items():
                 if dset.ndim not in (3, 4):
                     raise FormatError(
                         f"{source}: layer {name!r} of {group.name} has shape {dset.shape}; "
@@ -174,21 +200,20 @@ class ModelInfo:
                     dset.chunks,
                     {k: decode_value(v) for k, v in dset.attrs.items() if k != DIMENSION_LABELS},
                     dset.shape[0],
-                    name,
+                    key,
                 )
         elif ids:
-            first = group[ids[0]]
             layer_attrs = attrs.get("layer_attrs")
             layer_attrs = layer_attrs if isinstance(layer_attrs, dict) else {}
-            for name in ordered(dataset_names(first), attrs.get("layer_order")):
-                dset = first[name]
+            stored = layer_datasets(group[ids[0]], attrs.get("layer_order"), layer_attrs)
+            for name, (key, dset) in stored.items():
                 layers[name] = StoredLayer(
                     (len(ids), *row_shape(dset.shape)),
                     dset.dtype,
                     None,
                     dict(layer_attrs.get(name, {})),
                     len(ids),
-                    name,
+                    key,
                 )
         return cls(model, path, source, group.name, layout, version, ids, layers, attrs)
 
@@ -238,7 +263,7 @@ class ModelInfo:
                     raise ActivationKeyError(
                         f"{self.where}: head selectors ({name!r}) need the layer-major layout"
                     )
-                return self.layer(base).select_head(name, head, self.where)
+                return self.layer(base).select_head(base, head, self.where)
             raise ActivationKeyError(no_such("layer", name, list(self.layers), self.where))
         if info.rows_on_disk < info.shape[0]:
             raise FormatError(

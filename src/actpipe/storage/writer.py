@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 
 from .._io import write_json
+from ..names import layer_key
 from .format import (
     DIMENSION_LABELS,
     FORMAT_VERSION,
@@ -94,6 +95,7 @@ class ActivationWriter:
         self.group = self.file.create_group(model)
         self.layers = self.group.create_group(LAYERS_GROUP)
         self.layer_order: list[str] = []
+        self.keys: dict[str, str] = {}
         self.jitter = self.group.create_dataset(
             JITTER,
             shape=(n_stimuli, n_replicates, len(JITTER_FIELDS)),
@@ -119,7 +121,8 @@ class ActivationWriter:
             self.layers = self.group[LAYERS_GROUP]
             self.jitter = self.group[JITTER]
             self.layer_order = list(progress["layer_order"])
-            missing = [name for name in self.layer_order if name not in self.layers]
+            self.keys = {name: layer_key(name) for name in self.layer_order}
+            missing = [name for name in self.layer_order if self.keys[name] not in self.layers]
             if missing:
                 raise KeyError(f"layers {missing} missing")
         except Exception as exc:  # a partial file damaged by the interruption
@@ -146,11 +149,16 @@ class ActivationWriter:
     ) -> h5py.Dataset:
         """Create the dataset of one layer with its final shape and chunking.
 
-        ``feature_dim`` is the size of one exposure's features, or their shape: ``(heads,
-        dim)`` makes a ``(n_stimuli, n_replicates, heads, dim)`` dataset (give its axis names
-        in ``attrs["axes"]``; they also become HDF5 dimension labels). The ``feature_dim``
+        The dataset is ``layers/{layer_key(name)}``; ``name`` is kept in its ``name``
+        attribute, and is what :meth:`write_rows` and readers take. ``feature_dim`` is the
+        size of one exposure's features, or their shape: ``(heads, dim)`` makes a
+        ``(n_stimuli, n_replicates, heads, dim)`` dataset (give its axis names in
+        ``attrs["axes"]``; they also become HDF5 dimension labels). The ``feature_dim``
         attribute is the number of features per exposure (``heads * dim``).
         """
+        key = layer_key(name)
+        if name in self.keys or key in self.layers:
+            raise ValueError(f"model {self.model!r}: layer {name!r} added twice")
         dtype = np.dtype(self.options.dtype)
         shape = (
             (int(feature_dim),)
@@ -161,7 +169,7 @@ class ActivationWriter:
             self.n_stimuli, self.n_replicates, shape, dtype.itemsize, self.options.chunk_bytes
         )
         dset = self.layers.create_dataset(
-            name,
+            key,
             shape=(self.n_stimuli, self.n_replicates, *shape),
             maxshape=(None, self.n_replicates, *shape),
             dtype=dtype,
@@ -170,14 +178,15 @@ class ActivationWriter:
         )
         dset.attrs["original_shape"] = np.asarray(original_shape, dtype=np.int64)
         dset.attrs["feature_dim"] = int(np.prod(shape, dtype=np.int64))
-        for key, value in attrs.items():
-            if key != DIMENSION_LABELS:
-                dset.attrs[key] = encode_attr(value)
+        for attr, value in {**attrs, "name": name}.items():
+            if attr != DIMENSION_LABELS:
+                dset.attrs[attr] = encode_attr(value)
         axes = attrs.get("axes")
         if isinstance(axes, (list, tuple)) and len(axes) == dset.ndim:
             for dim, label in zip(dset.dims, axes, strict=True):
                 dim.label = str(label)
         self.layer_order.append(name)
+        self.keys[name] = key
         return dset
 
     def write_rows(self, start: int, jitter: np.ndarray, values: dict[str, np.ndarray]) -> None:
@@ -185,7 +194,7 @@ class ActivationWriter:
         stop = start + len(jitter)
         self.jitter[start:stop] = jitter
         for name, array in values.items():
-            dset = self.layers[name]
+            dset = self.layers[self.keys[name]]
             if dset.dtype == np.float16:
                 converted = array.astype(np.float16)
                 if not np.isfinite(converted).all() and np.isfinite(array).all():
@@ -218,7 +227,7 @@ class ActivationWriter:
         if n != self.n_stimuli:
             self.jitter.resize(n, axis=0)
             for name in self.layer_order:
-                self.layers[name].resize(n, axis=0)
+                self.layers[self.keys[name]].resize(n, axis=0)
         self.group.create_dataset(
             STIMULUS_IDS,
             data=np.asarray(stimulus_ids, dtype=object),
