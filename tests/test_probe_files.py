@@ -267,3 +267,21 @@ def test_block_output_is_the_residual_stream_leaving_the_block(tmp_path, stimuli
         resid = f["vit/layers/blocks.1.resid_post"]
         assert resid.attrs["kind"] == "probe" and resid.attrs["block_module"] == "blocks.1"
         np.testing.assert_array_equal(resid[()], layer[()])
+
+
+def test_analyses_of_every_layer_leave_the_metrics_out(tmp_path, stimuli, capsys):
+    from actpipe.cli import main
+    from actpipe.storage.reader import get_available_layers
+
+    spec, _, _ = probe_spec(tmp_path, "vit", ["blocks.1", "blocks.1.attn.z"], ["density"])
+    out = extract_activations(spec, stimuli, tmp_path / "acts.h5", OPTIONS, "g")
+    everything = get_available_layers(out, "vit")
+    assert [f"blocks.{i}.attn.density" for i in range(3)] == everything[2:]
+    assert get_available_layers(out, "vit", metrics=False) == ["blocks.1", "blocks.1.attn.z"]
+    args = ["cluster", str(out), "--clusters", "2", "--kmeans", "--out", str(tmp_path / "c")]
+    assert main(args) == 0
+    paths = json.loads((tmp_path / "c/vit/kmeans_k2/paths.json").read_text())
+    assert paths["layers"] == ["blocks.1", "blocks.1.attn.z"]
+    assert main([*args, "--layer", "blocks.1.attn.z@h2", "--out", str(tmp_path / "d")]) == 0
+    paths = json.loads((tmp_path / "d/vit/kmeans_k2/paths.json").read_text())
+    assert paths["layers"] == ["blocks.1.attn.z@h2"]

@@ -33,7 +33,8 @@ def register(subparsers: Any) -> None:
         action="append",
         dest="layers",
         metavar="LAYER",
-        help="layer to cluster (repeat; default: every layer, in order)",
+        help="layer to cluster, or one head of a per-head probe (blocks.3.attn.z@h5); repeat; "
+        "default: every layer but the attention metrics, in order",
     )
     parser.add_argument("--clusters", "-k", type=int, help="number of clusters k")
     for name in METHOD_FLAGS:
@@ -95,14 +96,14 @@ def parameter_sets(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def run(args: argparse.Namespace) -> int:
     from ..aggregation import aggregate_clusters
     from ..clustering import cluster_layer
-    from ..names import layer_key, no_such
+    from ..names import layer_key, no_such, split_head
     from ..results import LAYER_CLUSTERS_DIR
     from ..storage.reader import choose_model, get_available_layers, get_available_models
 
     model = choose_model(args.file, get_available_models(args.file), args.model)
     available = get_available_layers(args.file, model)
-    layers = args.layers or available
-    unknown = [layer for layer in layers if layer not in available]
+    layers = args.layers or get_available_layers(args.file, model, metrics=False)
+    unknown = [layer for layer in layers if split_head(layer)[0] not in available]
     if unknown:
         raise ValueError(no_such("layer", unknown, available, f"{args.file}: model {model!r}"))
     for name, params in parameter_sets(args).items():

@@ -69,7 +69,7 @@ def _open_model(path: PathLike, model: str | None) -> tuple[Any, Any]:
 def _choose_layers(lazy: Any, layers: Sequence[str] | None, path: PathLike) -> list[str]:
     available = lazy.layers
     if not layers:
-        return available
+        return lazy.feature_layers  # attention metrics (one number per head) left out
     for layer in layers:
         if layer not in available:
             raise NotFound(

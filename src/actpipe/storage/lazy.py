@@ -324,6 +324,13 @@ class LazyModel(Mapping[str, LazyStimulus]):
         return list(self._info.layers)
 
     @property
+    def feature_layers(self) -> list[str]:
+        """The layers holding features of the stimuli: every layer but the attention metrics
+        (datasets of ``kind`` ``metric``, one number per head; docs/transformers.md). What
+        analyses of every layer (clustering, similarity) take by default."""
+        return self._info.feature_layers
+
+    @property
     def n_stimuli(self) -> int:
         return len(self._info.stimulus_ids)
 
@@ -517,9 +524,11 @@ def get_available_images(path: PathLike, model: str) -> list[str]:
         return read_ids(group, group_layout(group))
 
 
-def get_available_layers(path: PathLike, model: str) -> list[str]:
-    """Layer names of ``model`` in network order."""
-    return list(ModelInfo.read(path, model).layers)
+def get_available_layers(path: PathLike, model: str, *, metrics: bool = True) -> list[str]:
+    """Layer names of ``model`` in network order (without the attention metrics with
+    ``metrics=False``)."""
+    info = ModelInfo.read(path, model)
+    return list(info.layers) if metrics else info.feature_layers
 
 
 def get_activation_shape(path: PathLike, model: str, layer: str | None = None) -> tuple[int, int]:

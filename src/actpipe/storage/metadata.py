@@ -218,6 +218,11 @@ class ModelInfo:
         return cls(model, path, source, group.name, layout, version, ids, layers, attrs)
 
     @property
+    def feature_layers(self) -> list[str]:
+        """Every layer but the attention metrics (``kind`` attribute ``metric``)."""
+        return [n for n, layer in self.layers.items() if layer.attrs.get("kind") != "metric"]
+
+    @property
     def where(self) -> str:
         """How messages name this model: ``"{file}: model '{name}'"``."""
         return f"{self.path}: model {self.name!r}"
