@@ -285,3 +285,36 @@ def test_analyses_of_every_layer_leave_the_metrics_out(tmp_path, stimuli, capsys
     assert main([*args, "--layer", "blocks.1.attn.z@h2", "--out", str(tmp_path / "d")]) == 0
     paths = json.loads((tmp_path / "d/vit/kmeans_k2/paths.json").read_text())
     assert paths["layers"] == ["blocks.1.attn.z@h2"]
+
+
+def test_similarity_takes_a_per_head_layer_as_its_flattened_pattern(tmp_path, stimuli):
+    from scipy.spatial.distance import pdist
+
+    from actpipe.similarity import compute_rdms
+    from actpipe.similarity.files import RDMFile
+
+    layers = ["blocks.1", "blocks.1.attn.z", "blocks.1.attn.z@h1"]
+    spec, _, _ = probe_spec(tmp_path, "vit", layers, ["density"])
+    out = extract_activations(spec, stimuli, tmp_path / "acts.h5", OPTIONS, "g")
+    rdms = compute_rdms(
+        out, tmp_path / "rdms.h5", stimuli=stimuli.root, options={"distances": ["correlation"]}
+    )
+    with h5py.File(out, "r") as f:
+        z = f["vit/layers/blocks.1.attn.z"][()].astype(np.float64).mean(1)  # (n, heads, dim)
+    with RDMFile(rdms) as r:
+        assert r.layers == ["blocks.1", "blocks.1.attn.z"]  # metrics left out
+        np.testing.assert_allclose(
+            r.stimulus_rdm("blocks.1.attn.z"),
+            pdist(z.reshape(len(z), -1), "correlation"),
+            atol=1e-10,
+        )
+    rdms = compute_rdms(
+        out,
+        tmp_path / "h1.h5",
+        layers=["blocks.1.attn.z@h1"],
+        options={"distances": ["correlation"]},
+    )
+    with RDMFile(rdms) as r:
+        np.testing.assert_allclose(
+            r.stimulus_rdm("blocks.1.attn.z@h1"), pdist(z[:, 1], "correlation"), atol=1e-10
+        )

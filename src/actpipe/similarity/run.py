@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._io import atomic_output
-from ..names import no_such
+from ..names import no_such, split_head
 from .cka import LayerInput, cka_matrix
 from .compare import RDMCollection
 from .distances import check_distances, condensed_subset, n_pairs
@@ -71,7 +71,7 @@ def _choose_layers(lazy: Any, layers: Sequence[str] | None, path: PathLike) -> l
     if not layers:
         return lazy.feature_layers  # attention metrics (one number per head) left out
     for layer in layers:
-        if layer not in available:
+        if split_head(layer)[0] not in available:  # a head selector reads one head
             raise NotFound(
                 no_such(
                     "layer",
@@ -172,7 +172,7 @@ def compute_rdms(
             "layers": chosen,
             "distances": list(options.distances),
             "n_replicates": n_rep,
-            "feature_dims": {layer: lazy.shape(layer)[2] for layer in chosen},
+            "feature_dims": {layer: lazy.layer(layer).feature_dim for layer in chosen},
             "subsample": sub.record(),
             "labels": labels.names,
             "labels_source": labels.source,
