@@ -518,6 +518,12 @@ def test_a_metric_listed_as_a_layer_is_stored_once() -> None:
     np.testing.assert_allclose(got["blocks.1.attn.density"], ref_density(pattern), rtol=1e-6)
     assert cap.applied["blocks.1.attn.density"] == "none"
     assert cap.layer_attrs["blocks.1.attn.density"]["kind"] == "metric"
+    # A metric renamed with as: is stored under its short name, besides the metrics block's.
+    renamed = LayerSpec("d1", "cls", "blocks.1.attn.density")
+    got2, cap2 = capture(model, [renamed], inputs(48), MetricSpec(("density",), (1,)))
+    assert [layer.name for layer in cap2.layers] == ["d1", "blocks.1.attn.density"]
+    np.testing.assert_array_equal(got2["d1"], got2["blocks.1.attn.density"])
+    np.testing.assert_array_equal(got2["d1"], got["blocks.1.attn.density"])
 
 
 def test_actpipe_layers_lists_the_probes_of_a_transformer(capsys) -> None:

@@ -43,7 +43,7 @@ from ..models.transformers import (
     metric_outputs,
     probe_outputs,
 )
-from ..probes import METRICS, RESIDUAL_SITES, metric_probe
+from ..probes import METRICS, RESIDUAL_SITES
 from . import attention_metrics as am
 from .capture import reduce_heads, reduce_output
 
@@ -65,6 +65,8 @@ class _Block:
     index: int
     outputs: list[ProbeOutput] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
+    metric_names: dict[str, list[str]] = field(default_factory=dict)
+    """The stored names of each metric (its probe name, and a short name given by 'as:')."""
     scratch: dict[str, torch.Tensor] = field(default_factory=dict)
     gram: torch.Tensor | None = None
 
@@ -134,7 +136,10 @@ class TransformerProbes:
         for out in self.outputs + self.metric_outputs:
             block = blocks.setdefault(out.probe.block, _Block(out.probe.block))
             if out.probe.kind == "metric":
-                block.metrics.append(str(out.probe.metric))
+                metric = str(out.probe.metric)
+                if metric not in block.metrics:
+                    block.metrics.append(metric)
+                block.metric_names.setdefault(metric, []).append(out.name)
             else:
                 block.outputs.append(out)
         self.blocks = blocks
@@ -298,7 +303,7 @@ class TransformerProbes:
     def _finish_timm(self, block: _Block, attn: nn.Module, proj_in: torch.Tensor) -> None:
         s = block.scratch
         b, n, _ = proj_in.shape
-        h, d = self.layout.num_heads, self.layout.head_dim
+        h = self.layout.num_heads
         pattern = s.get("pattern")
         if block.needs_pattern and pattern is None:
             q, k = s["q"].float(), s["k"].float()
@@ -315,7 +320,6 @@ class TransformerProbes:
             {"q": s.get("q"), "k": s.get("k"), "v": values, "z": z, "pattern": pattern},
             mixed,
             attn.proj.weight,
-            d,
         )
 
     # ------------------------------------------------------------------ torchvision
@@ -355,7 +359,6 @@ class TransformerProbes:
             {"q": q, "k": k, "v": v, "z": mixed, "pattern": pattern},
             mixed,
             attn.out_proj.weight,
-            d,
         )
 
     # ------------------------------------------------------------------ shared
@@ -366,7 +369,6 @@ class TransformerProbes:
         tensors: dict[str, torch.Tensor | None],
         mixed: torch.Tensor | None,
         weight: torch.Tensor,
-        head_dim: int,
     ) -> None:
         """Reduce and deliver the per-head probes and metrics of one block.
 
@@ -410,11 +412,10 @@ class TransformerProbes:
             if block.gram is None or block.gram.device != weight.device:
                 block.gram = am.output_gram(weight, self.layout.num_heads)
             values["head_out_norm"] = am.head_out_norm(mixed.float(), block.gram)
-        values = {metric: values[metric] for metric in block.metrics}
         n_heads = self.layout.num_heads
-        for metric, value in values.items():
-            name = metric_probe(block.index, metric).name
-            self.deliver(name, value, (n_heads,), "none")
+        for metric in block.metrics:
+            for name in block.metric_names[metric]:
+                self.deliver(name, values[metric], (n_heads,), "none")
 
     def _head_out(
         self, mixed: torch.Tensor, weight: torch.Tensor, how: str
