@@ -285,6 +285,13 @@ def test_analyses_of_every_layer_leave_the_metrics_out(tmp_path, stimuli, capsys
     assert main([*args, "--layer", "blocks.1.attn.z@h2", "--out", str(tmp_path / "d")]) == 0
     paths = json.loads((tmp_path / "d/vit/kmeans_k2/paths.json").read_text())
     assert paths["layers"] == ["blocks.1.attn.z@h2"]
+    capsys.readouterr()
+    assert main(["inspect", str(out), "--show-layers"]) == 0
+    table = capsys.readouterr().out
+    z_row = next(line for line in table.splitlines() if line.strip().startswith("blocks.1.attn.z "))
+    assert "6x2x3x64" in z_row and z_row.split()[-1] == "probe"
+    density = next(line for line in table.splitlines() if "blocks.0.attn.density" in line)
+    assert "6x2x3" in density and density.split()[-1] == "metric"
 
 
 def test_similarity_takes_a_per_head_layer_as_its_flattened_pattern(tmp_path, stimuli):
