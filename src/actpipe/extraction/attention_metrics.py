@@ -65,14 +65,11 @@ def patch_distances(
     return out.to(device=device, dtype=torch.float32)
 
 
-def _key_masses(pattern: torch.Tensor, prefix_tokens: int) -> torch.Tensor:
-    """``(..., queries, 2)``: each query's attention mass on the prefix keys and on the patch
-    keys (one matrix product with two indicator columns)."""
-    n_keys = pattern.shape[-1]
-    indicators = torch.zeros(n_keys, 2, dtype=pattern.dtype, device=pattern.device)
-    indicators[:prefix_tokens, 0] = 1
-    indicators[prefix_tokens:, 1] = 1
-    return pattern @ indicators
+def _prefix_mass(pattern: torch.Tensor, prefix_tokens: int) -> torch.Tensor:
+    """``(..., queries)``: each query's attention mass on the prefix keys."""
+    if prefix_tokens == 0:
+        return pattern.new_zeros(pattern.shape[:-1])
+    return pattern[..., :prefix_tokens].sum(-1)
 
 
 def attention_distance(
@@ -85,21 +82,16 @@ def attention_distance(
     rest renormalised; ``sink_share`` reports it); then the mean of ``D_q`` over the patch
     queries. ``distances`` comes from :func:`patch_distances` (with the same prefix tokens).
     """
-    return _distance(pattern, prefix_tokens, distances, _key_masses(pattern, prefix_tokens))
-
-
-def _distance(
-    pattern: torch.Tensor, prefix_tokens: int, distances: torch.Tensor, masses: torch.Tensor
-) -> torch.Tensor:
-    weighted = (pattern * distances).sum(-1)[..., prefix_tokens:]
-    mass = masses[..., prefix_tokens:, 1]
+    patches = pattern[..., prefix_tokens:, :]
+    weighted = (patches * distances[prefix_tokens:]).sum(-1)
+    mass = patches[..., prefix_tokens:].sum(-1)
     return (weighted / mass.clamp_min(torch.finfo(mass.dtype).tiny)).mean(-1)
 
 
 def sink_share(pattern: torch.Tensor, prefix_tokens: int) -> torch.Tensor:
     """``mean_q sum_{k < P} A_qk``: attention mass on the prefix tokens, mean over all queries
     (0 for a model without prefix tokens)."""
-    return _key_masses(pattern, prefix_tokens)[..., 0].mean(-1)
+    return _prefix_mass(pattern, prefix_tokens).mean(-1)
 
 
 def density(pattern: torch.Tensor, mass: float = DENSITY_MASS) -> torch.Tensor:
@@ -120,11 +112,14 @@ def density(pattern: torch.Tensor, mass: float = DENSITY_MASS) -> torch.Tensor:
     else:
         ascending = pattern.sort(dim=-1).values
     partial = ascending.cumsum(-1)
-    threshold = ((1.0 - mass) * partial[..., -1:]).contiguous()
+    threshold = ((1.0 - mass) * partial[..., -1]).unsqueeze(-1)
     # Partial sums increase along the row: the count of those <= threshold is where the
     # threshold would be inserted, to the right of equal values.
-    dropped = torch.searchsorted(partial, threshold, right=True)[..., 0]
-    return ((n_keys - dropped).to(torch.float64) / n_keys).mean(-1).to(pattern.dtype)
+    dropped = torch.searchsorted(partial, threshold, right=True)  # (..., queries, 1)
+    n_queries = pattern.shape[-2]
+    # mean_q (K - dropped_q) / K, from the exact integer sum over the queries
+    total = dropped.sum(dim=(-2, -1)).to(torch.float64)
+    return (1.0 - total / (n_keys * n_queries)).to(pattern.dtype)
 
 
 def pattern_metrics(
@@ -144,14 +139,12 @@ def pattern_metrics(
             out["attention_entropy"] = entropy
         if "attention_entropy_norm" in names:
             out["attention_entropy_norm"] = normalise_entropy(entropy, pattern.shape[-1])
-    if {"attention_distance", "sink_share"} & set(names):
-        masses = _key_masses(pattern, prefix_tokens)
-        if "sink_share" in names:
-            out["sink_share"] = masses[..., 0].mean(-1)
-        if "attention_distance" in names:
-            if distances is None:
-                raise ValueError("attention_distance needs the patch distances")
-            out["attention_distance"] = _distance(pattern, prefix_tokens, distances, masses)
+    if "sink_share" in names:
+        out["sink_share"] = sink_share(pattern, prefix_tokens)
+    if "attention_distance" in names:
+        if distances is None:
+            raise ValueError("attention_distance needs the patch distances")
+        out["attention_distance"] = attention_distance(pattern, prefix_tokens, distances)
     if "density" in names:
         out["density"] = density(pattern)
     unknown = set(names) - set(out)
