@@ -4,21 +4,24 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .._io import sha256_file
+from ..errors import LayerError, ModelError
 from ..models.onnx import (
-    check_input_size,
     check_tensor_names,
-    graph_input,
+    has_external_data,
     instrument,
     load_graph,
     open_session,
     resolve_onnx_layers,
 )
+from ..models.onnx_batch import iter_pieces
+from ..models.onnx_files import onnx_checksum
+from ..models.onnx_input import check_input_size, image_input, shape_text
 from ..models.spec import ModelSpec
 from .capture import reduce_output
 
@@ -26,9 +29,17 @@ from .capture import reduce_output
 class OnnxCapture:
     """An ONNX model whose layers (tensor names) are outputs of its instrumented copy.
 
-    :meth:`run` feeds one batch to onnxruntime and returns the reduced output of every
-    layer, in config order; ``shapes`` and ``applied`` are filled as for torch.
-    ``source_sha256`` is the checksum of the ``.onnx`` file, ``path`` the instrumented copy.
+    :meth:`run` takes a batch of any size (the extraction's ``batch_size``) as ``(batch, 3,
+    height, width)`` float32, transposes it to channels last for ``input_layout: nhwc``,
+    casts it to the input's float type, and returns the reduced output of every layer, in
+    config order; ``shapes`` and ``applied`` are filled as for torch. A graph with a fixed
+    batch of ``N`` (unless its copy has a provably safe free batch axis) is fed pieces of
+    ``N`` images, the last one padded with copies of its last image whose outputs are
+    dropped, so each image's features are those of the graph run as exported.
+
+    ``checksum`` is the model's :class:`~actpipe.models.onnx_files.OnnxChecksum` (the .onnx
+    file and its external data), ``source_sha256`` its digest, ``path`` the instrumented copy
+    and ``piece`` the number of images per onnxruntime run (``None``: the whole batch).
     """
 
     def __init__(
@@ -42,40 +53,88 @@ class OnnxCapture:
         graph = load_graph(spec.arch, where)
         layers = resolve_onnx_layers(spec, graph)
         check_tensor_names(graph, layers, where)
-        check_input_size(spec, graph)
-        self.input_name, _ = graph_input(graph)
-        del graph
+        self.input = image_input(graph, where, spec.input_layout)
+        check_input_size(spec, self.input)
         self.model_name = spec.name
         self.layers = list(
             spec.with_layer_names(layers).layers if spec.auto_layers else spec.layers
         )
-        self.source_sha256 = sha256_file(spec.arch)
+        sums = None if cache_dir is None else Path(cache_dir) / "checksums"
+        self.checksum = onnx_checksum(spec.arch, graph, sums)
+        self.source_sha256 = self.checksum.sha256
         self.path = instrument(
-            spec, [layer.name for layer in self.layers], cache_dir, self.source_sha256
+            spec, [layer.name for layer in self.layers], cache_dir, self.source_sha256, graph
         )
-        self.session = open_session(self.path, device, threads)
+        data_dir = Path(spec.arch).parent if has_external_data(graph) else None
+        del graph
+        self.session = open_session(self.path, device, threads, data_dir, where)
+        fed = self.session.get_inputs()[0].shape[0]
+        self.piece: int | None = fed if isinstance(fed, int) and fed > 0 else None
         self.providers = list(self.session.get_providers())
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.applied: dict[str, str] = {}
 
+    def describe(self) -> dict[str, Any]:
+        """How the graph is fed, for the ``runtime`` attribute."""
+        fixed = self.input.fixed_batch
+        if fixed is None:
+            batch = "free"
+        elif self.piece is None:
+            batch = f"fixed {fixed} in the graph, proved safe to free: whole batches"
+        else:
+            batch = f"fixed {self.piece}: fed in pieces of {self.piece}, the last one padded"
+        return {"input": self.input.describe(), "batch": batch, "piece": self.piece}
+
+    def _feed(self, inputs: torch.Tensor) -> np.ndarray:
+        x = inputs.detach().cpu()
+        if self.input.layout == "nhwc":
+            x = x.permute(0, 2, 3, 1)
+        array = x.float().contiguous().numpy()
+        return array if self.input.dtype == "float32" else array.astype(self.input.dtype)
+
+    def _run(self, array: np.ndarray) -> list[np.ndarray]:
+        try:
+            return self.session.run([layer.name for layer in self.layers], {self.input.name: array})
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(
+                f"model {self.model_name!r}: onnxruntime failed on input {self.input.name!r} "
+                f"of shape {list(array.shape)} (the graph declares "
+                f"{shape_text(self.input.shape)}): {exc}"
+            ) from exc
+
     def run(
         self, inputs: torch.Tensor, buffers: dict[str, torch.Tensor] | None = None
     ) -> dict[str, torch.Tensor]:
-        array = inputs.detach().cpu().float().contiguous().numpy()
-        outputs = self.session.run([layer.name for layer in self.layers], {self.input_name: array})
+        array = self._feed(inputs)
+        total = array.shape[0]
+        piece = self.piece or total
         features: dict[str, torch.Tensor] = {}
-        for layer, out in zip(self.layers, outputs, strict=True):
-            x = torch.from_numpy(np.asarray(out, dtype=np.float32))
-            if x.dim() == 1:
-                x = x[:, None]
-            reduced, applied = reduce_output(x, layer.reduce, layer.name)
-            if buffers is not None:
-                target = buffers[layer.name][: reduced.shape[0]]
-                target.copy_(reduced)
-                reduced = target
-            features[layer.name] = reduced
-            self.shapes[layer.name] = tuple(x.shape[1:])
-            self.applied[layer.name] = applied
+        for start, rows, chunk in iter_pieces(array, piece):
+            for layer, out in zip(self.layers, self._run(chunk), strict=True):
+                x = torch.from_numpy(np.asarray(out, dtype=np.float32))
+                if x.dim() == 0 or x.shape[0] != piece:
+                    raise LayerError(
+                        f"model {self.model_name!r}, layer {layer.name!r}: the tensor has "
+                        f"shape {list(x.shape)} for {piece} images; its first axis is not the "
+                        "batch axis: choose a tensor that keeps one row per image"
+                    )
+                if x.dim() == 1:
+                    x = x[:, None]
+                reduced, applied = reduce_output(x[:rows], layer.reduce, layer.name)
+                if rows == total and buffers is None:
+                    features[layer.name] = reduced
+                else:
+                    target = features.get(layer.name)
+                    if target is None:
+                        target = (
+                            buffers[layer.name][:total]
+                            if buffers is not None
+                            else torch.empty((total, reduced.shape[1]), dtype=torch.float32)
+                        )
+                        features[layer.name] = target
+                    target[start : start + rows].copy_(reduced)
+                self.shapes[layer.name] = tuple(x.shape[1:])
+                self.applied[layer.name] = applied
         return features
 
     def remove(self) -> None:
