@@ -8,6 +8,7 @@ never by actpipe's ``export_onnx``.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 
 import numpy as np
@@ -18,7 +19,13 @@ from torch import nn
 
 from actpipe.extraction import OnnxCapture
 from actpipe.models import ModelError, ModelSpec, check_model
-from actpipe.models.onnx import instrument, load_graph, outputs_agree, tensor_shapes
+from actpipe.models.onnx import (
+    free_batch_agrees,
+    instrument,
+    load_graph,
+    open_session,
+    tensor_shapes,
+)
 from actpipe.models.onnx_batch import Unsafe, batch_free_proof, iter_pieces
 from actpipe.models.onnx_files import external_data_files, onnx_checksum
 from actpipe.models.onnx_input import image_input
@@ -197,7 +204,7 @@ def test_a_graph_mixing_images_is_never_freed(tmp_path):
     free.CopyFrom(graph)
     for value in [*free.graph.input, *free.graph.output]:
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
-    assert not outputs_agree(graph.SerializeToString(), free.SerializeToString(), graph_input, 16)
+    assert not free_batch_agrees(open_session(free.SerializeToString()), graph_input, SIZE)
     capture = OnnxCapture(spec_for(path, [graph.graph.output[0].name]), tmp_path)
     assert capture.piece == 4
 
@@ -461,3 +468,72 @@ def test_layers_cli_lists_exporter_names(exports, capsys):
     out = capsys.readouterr().out
     assert "/features/features.2/Relu_output_0" in out and "8x16x16" in out
     assert "input 'input.1' [1, 3, 16, 16]" in out
+
+
+def slash_free(name: str) -> str:
+    """Until every reader takes layer names with ``/``: the exporter's name without it."""
+    return name.strip("/").replace("/", "|")
+
+
+def jpeg_folder(root, n: int):
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    root.mkdir()
+    for i in range(n):
+        pixels = rng.integers(0, 256, (SIZE + 4 * (i % 3), SIZE + 2, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / f"img_{i:02d}.jpg", quality=90)
+    return root
+
+
+@pytest.mark.parametrize("kind", ["classifier", "tokens"])
+def test_extract_activations_from_an_exported_graph_with_external_data(exports, tmp_path, kind):
+    """The whole extraction: JPEGs, a fixed-batch-4 export with external data, a batch_size
+    (6 exposures) the graph's batch does not divide, two replicates with jitter; the file
+    holds torch's features of the same exposures and passes validation."""
+    import h5py
+
+    from actpipe.extraction import ExtractionOptions, extract_activations
+    from actpipe.preprocess import Jitter, expose, prepare_image
+    from actpipe.stimuli import load_stimulus_folder
+    from actpipe.storage.validate import validate_file
+
+    model, head, path = exports[(kind, 4, True)]
+    renamed = tmp_path / "model" / "model.onnx"
+    renamed.parent.mkdir()
+    graph = onnx.load(str(path))  # with its data: re-saved below with its own external data
+    layers, output = exporter_layers(path)
+    mapping = {name: slash_free(name) for name in layers}
+    for node in graph.graph.node:
+        node.output[:] = [mapping.get(n, n) for n in node.output]
+        node.input[:] = [mapping.get(n, n) for n in node.input]
+    onnx.save(graph, str(renamed), save_as_external_data=True, location="model.onnx.data")
+    names = [mapping[n] for n in layers] + [output]
+    spec = spec_for(renamed, names, batch_size=6)
+    folder = jpeg_folder(tmp_path / "jpegs", 11)
+    options = ExtractionOptions(
+        n_replicates=2, jitter=Jitter(translate=2, rotate=5), progress=False
+    )
+    out = extract_activations(spec, folder, tmp_path / "acts.h5", options, "jpegs", tmp_path / "c")
+    assert validate_file(out) == []
+    stimuli = load_stimulus_folder(folder)
+    exposures = torch.cat(
+        [
+            expose(prepare_image(p, spec.preprocess), sid, 2, options.jitter, spec.preprocess)[0]
+            for sid, p in zip(stimuli.ids, stimuli.paths, strict=True)
+        ]
+    )
+    want = torch_features(model, exposures, [module_of(n) for n in layers] + [head])
+    with h5py.File(out, "r") as f:
+        group = f["exported"]
+        assert [s.decode() for s in group["stimulus_ids"][:]] == stimuli.ids
+        weights = json.loads(group.attrs["weights"])
+        runtime = json.loads(group.attrs["runtime"])
+        for old, name in zip(layers, names, strict=False):
+            got = group["layers"][name][:].reshape(22, -1)
+            np.testing.assert_allclose(got, want[module_of(old)], atol=1e-4)
+        got = group["layers"][output][:].reshape(22, -1)
+        np.testing.assert_allclose(got, want[head], atol=1e-4)
+    assert set(weights["files"]) == {"model.onnx", "model.onnx.data"}
+    assert runtime["input"]["shape"] == [4, 3, SIZE, SIZE]
+    assert runtime["piece"] == (None if kind == "classifier" else 4)

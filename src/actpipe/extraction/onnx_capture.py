@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import torch
 from ..errors import LayerError, ModelError
 from ..models.onnx import (
     check_tensor_names,
+    free_batch_agrees,
     has_external_data,
     instrument,
     load_graph,
@@ -24,6 +26,8 @@ from ..models.onnx_files import onnx_checksum
 from ..models.onnx_input import check_input_size, image_input, shape_text
 from ..models.spec import ModelSpec
 from .capture import reduce_output
+
+log = logging.getLogger(__name__)
 
 
 class OnnxCapture:
@@ -70,6 +74,19 @@ class OnnxCapture:
         self.session = open_session(self.path, device, threads, data_dir, where)
         fed = self.session.get_inputs()[0].shape[0]
         self.piece: int | None = fed if isinstance(fed, int) and fed > 0 else None
+        fixed = self.input.fixed_batch
+        if fixed is not None and self.piece is None:
+            height, _ = self.input.spatial
+            side = height if isinstance(height, int) and height > 0 else spec.preprocess.size
+            if not free_batch_agrees(self.session, self.input, side or 224):
+                log.warning(
+                    "%s: whole batches through the copy with a free batch axis differ from "
+                    "pieces of %d; feeding pieces of %d",
+                    where,
+                    fixed,
+                    fixed,
+                )
+                self.piece = fixed
         self.providers = list(self.session.get_providers())
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.applied: dict[str, str] = {}

@@ -32,7 +32,7 @@ import numpy as np
 from .._io import atomic_output, sha256_file
 from ..errors import ModelError
 from ..names import no_such
-from .onnx_batch import BATCH_RULES_VERSION, free_batch_axis, iter_pieces
+from .onnx_batch import BATCH_RULES_VERSION, SMALL_VALUES, free_batch_axis, iter_pieces
 from .onnx_files import check_external_data, external_data_files
 from .onnx_input import GraphInput, check_input_size, image_input, shape_text, value_shape
 
@@ -226,7 +226,7 @@ def inferred_shapes(model: Any) -> dict[str, tuple[int | str, ...] | None]:
     import onnx
 
     try:
-        inferred = onnx.shape_inference.infer_shapes(model)
+        inferred = onnx.shape_inference.infer_shapes(structure_only(model))
     except Exception:  # shapes are a help for messages, never a requirement
         return {}
     values = [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]
@@ -317,73 +317,102 @@ def instrument(
     free. The copy is written atomically, so concurrent jobs building the same copy never
     see a partial file.
     """
-    import onnx
-
     where = f"model {spec.name!r}"
     target = instrumented_path(spec.arch, layers, cache_dir, source_sha256)
     if target.is_file():
         return target
-    model = onnx.ModelProto()
-    model.CopyFrom(graph if graph is not None else load_graph(spec.arch, where))
-    check_tensor_names(model, layers, where)
+    source = graph if graph is not None else load_graph(spec.arch, where)
+    check_tensor_names(source, layers, where)
+    model = structure_only(source)
     add_outputs(model, layers)
     graph_input = image_input(model, where, spec.input_layout)
     if graph_input.fixed_batch is not None:
-        data_dir = Path(spec.arch).parent if has_external_data(model) else None
-        fixed = model.SerializeToString()
+        data_dir = Path(spec.arch).parent if has_external_data(source) else None
         freed = free_batch_axis(model, graph_input, data_dir)
         if freed is not None:
-            height, _ = graph_input.spatial
-            side = height if isinstance(height, int) and height > 0 else spec.preprocess.size
-            if outputs_agree(fixed, model.SerializeToString(), graph_input, side or 224, data_dir):
-                log.info("%s: the graph's fixed batch axis is free in the copy (%s)", where, freed)
-            else:
-                log.warning(
-                    "%s: freeing the graph's fixed batch axis changes its outputs; feeding "
-                    "pieces of %d instead",
-                    where,
-                    graph_input.fixed_batch,
-                )
-                model = onnx.ModelProto.FromString(fixed)
+            log.info("%s: the graph's fixed batch axis is free in the copy (%s)", where, freed)
+    with_payloads(model, source)
     with atomic_output(target) as tmp:
         tmp.write_bytes(model.SerializeToString())
     log.info("%s: instrumented ONNX model with %d layer outputs: %s", where, len(layers), target)
     return target
 
 
-def outputs_agree(
-    fixed: bytes,
-    free: bytes,
-    graph_input: GraphInput,
-    side: int,
-    data_dir: str | os.PathLike[str] | None = None,
-) -> bool:
-    """Whether the graph ``free`` (batch axis freed) gives the outputs of ``fixed`` (fed in
-    pieces of its batch) on one seeded random batch of ``fixed_batch + 1`` images: the
-    numerical check that backs :func:`.onnx_batch.batch_free_proof` (rtol 1e-4)."""
+STUB_LOCATION = "actpipe:structure-only"
+
+
+def structure_only(model: Any) -> Any:
+    """A copy of ``model`` without the data of its large inline initializers (they become
+    stubs with their name, type and dims), so shape inference and graph edits do not copy
+    the weights. :func:`with_payloads` puts the data back."""
+    import onnx
+
+    light = onnx.ModelProto()
+    for descriptor, value in model.ListFields():
+        if descriptor.name != "graph":
+            _copy_field(light, descriptor, value)
+    for descriptor, value in model.graph.ListFields():
+        if descriptor.name != "initializer":
+            _copy_field(light.graph, descriptor, value)
+    for tensor in model.graph.initializer:
+        stub = light.graph.initializer.add()
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or (
+            np.prod(tensor.dims, dtype=np.int64) <= SMALL_VALUES
+        ):
+            stub.CopyFrom(tensor)
+            continue
+        stub.name = tensor.name
+        stub.data_type = tensor.data_type
+        stub.dims.extend(tensor.dims)
+        stub.data_location = onnx.TensorProto.EXTERNAL
+        entry = stub.external_data.add()
+        entry.key, entry.value = "location", STUB_LOCATION
+    return light
+
+
+def _copy_field(target: Any, descriptor: Any, value: Any) -> None:
+    if isinstance(value, (str, bytes, int, float)):
+        setattr(target, descriptor.name, value)
+    elif hasattr(value, "__len__"):  # a repeated field
+        getattr(target, descriptor.name).extend(value)
+    else:
+        getattr(target, descriptor.name).CopyFrom(value)
+
+
+def with_payloads(light: Any, source: Any) -> None:
+    """Put the data of ``source``'s initializers back into the stubs of ``light`` (made by
+    :func:`structure_only` from ``source``; initializers appended since are kept)."""
+    for index, tensor in enumerate(source.graph.initializer):
+        stub = light.graph.initializer[index]
+        if any(e.key == "location" and e.value == STUB_LOCATION for e in stub.external_data):
+            stub.CopyFrom(tensor)
+
+
+def free_batch_agrees(session: Any, graph_input: GraphInput, side: int) -> bool:
+    """For a session of a copy whose fixed batch ``N`` was freed: whether one seeded random
+    batch of ``N + 1`` images, run whole, gives the outputs of its pieces of ``N`` run one at
+    a time (rtol 1e-4). At ``N`` images the copy computes exactly what the source graph does,
+    so this is the numerical check backing :func:`.onnx_batch.batch_free_proof`."""
     piece = graph_input.fixed_batch or 1
     rng = np.random.default_rng(0)
     images = rng.standard_normal(graph_input.feed_shape(piece + 1, side))
     images = images.astype(graph_input.dtype)
-    session = open_session(fixed, data_dir=data_dir)
     names = [o.name for o in session.get_outputs()]
     parts: list[list[np.ndarray]] = [[] for _ in names]
-    for _, rows, chunk in iter_pieces(images, piece):
-        for part, out in zip(parts, session.run(names, {graph_input.name: chunk}), strict=True):
-            part.append(np.asarray(out)[:rows])
-    del session
-    expected = [np.concatenate(part) for part in parts]
     try:
-        session = open_session(free, data_dir=data_dir)
-        got = session.run(names, {graph_input.name: images})
+        for _, rows, chunk in iter_pieces(images, piece):
+            outputs = session.run(names, {graph_input.name: chunk})
+            for part, out in zip(parts, outputs, strict=True):
+                part.append(np.asarray(out)[:rows])
+        whole = session.run(names, {graph_input.name: images})
     except Exception as exc:  # any failure of the freed graph means: keep the batch fixed
-        log.warning("the graph with a free batch axis does not run: %s", exc)
+        log.warning("the graph with a free batch axis fails on %d images: %s", piece + 1, exc)
         return False
-    for want, have in zip(expected, got, strict=True):
-        have = np.asarray(have)
+    for part, have in zip(parts, whole, strict=True):
+        want, have = np.concatenate(part), np.asarray(have)
         if have.shape != want.shape:
             return False
-        scale = float(np.max(np.abs(want))) if want.size else 0.0
+        scale = float(np.max(np.abs(want), initial=0.0, where=np.isfinite(want)))
         if not np.allclose(have, want, rtol=1e-4, atol=1e-5 * max(scale, 1.0), equal_nan=True):
             return False
     return True
