@@ -431,10 +431,11 @@ def test_missing_and_truncated_external_data(exports, tmp_path):
     [
         (b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\n", "Git LFS pointer"),
         (b"PK\x03\x04" + bytes(60), "zip archive"),
+        (b"\x89HDF\r\n\x1a\n" + bytes(60), "HDF5 file"),
         (b"<!DOCTYPE html><html>Sign in</html>", "HTML or XML page"),
         (b"", "empty"),
     ],
-    ids=["lfs", "zip", "html", "empty"],
+    ids=["lfs", "zip", "hdf5", "html", "empty"],
 )
 def test_files_that_are_not_onnx_say_what_they_are(tmp_path, content, message):
     path = tmp_path / "model.onnx"
@@ -442,6 +443,53 @@ def test_files_that_are_not_onnx_say_what_they_are(tmp_path, content, message):
     match = rf"model 'exported': .*model.onnx.*is not an ONNX model: it is .*{message}"
     with pytest.raises(ModelError, match=match):
         check_model(spec_for(path, "auto"))
+
+
+def test_a_folder_instead_of_the_file(tmp_path):
+    with pytest.raises(ModelError, match=r"model 'exported': .* is a folder; point 'path:' at"):
+        check_model(spec_for(tmp_path, "auto"))
+
+
+def test_external_data_named_outside_the_model_folder(exports, tmp_path):
+    _, _, original = exports[("classifier", 1, True)]
+    graph = onnx.load(str(original), load_external_data=False)
+    for tensor in graph.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../elsewhere/model.onnx.data"
+    path = tmp_path / "escaping.onnx"
+    path.write_bytes(graph.SerializeToString())
+    with pytest.raises(ModelError, match=r"'../elsewhere/model.onnx.data', which is not a file"):
+        check_model(spec_for(path, "auto"))
+
+
+def test_non_square_fixed_size_is_refused(tmp_path):
+    path = export_default(nn.Conv2d(3, 4, 3), tmp_path / "wide.onnx", torch.zeros(1, 3, 16, 20))
+    with pytest.raises(ModelError, match=r"\[1, 3, 16, 20\]: 16x20 images.*square crops"):
+        check_model(spec_for(path, "auto"))
+
+
+def test_float16_input_gets_the_images_cast(exports, tmp_path):
+    """A graph whose input is float16 (cast to float32 inside) is fed float16 images."""
+    model, head, path = exports[("classifier", 1, False)]
+    graph = onnx.load(str(path))
+    old = graph.graph.input[0]
+    graph.graph.node.insert(
+        0, onnx.helper.make_node("Cast", ["image16"], [old.name], to=onnx.TensorProto.FLOAT)
+    )
+    graph.graph.input.insert(
+        0,
+        onnx.helper.make_tensor_value_info("image16", onnx.TensorProto.FLOAT16, [1, 3, SIZE, SIZE]),
+    )
+    graph.graph.input.remove(graph.graph.input[1])
+    half = tmp_path / "half.onnx"
+    onnx.save(graph, str(half))
+    output = graph.graph.output[0].name
+    capture = OnnxCapture(spec_for(half, [output]), tmp_path)
+    assert capture.input.dtype == "float16"
+    x = torch.randn(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(8))
+    want = torch_features(model, x.half().float(), [head])
+    np.testing.assert_allclose(capture.run(x)[output].numpy(), want[head], atol=1e-4)
 
 
 def test_an_opset_onnxruntime_cannot_run_names_one_it_can(exports, tmp_path):
