@@ -144,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
             "not run"
             if info.calls == 0
             else (
-                "x".join(str(s) for s in info.shape) if info.shape is not None else "(not a tensor)"
+                ("x".join(str(s) for s in info.shape) or "scalar")
+                if info.shape is not None
+                else ("(no batch axis)" if spec.is_onnx else "(not a tensor)")
             )
         )
         if info.calls > 1:

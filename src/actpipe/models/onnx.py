@@ -176,10 +176,17 @@ def has_external_data(model: Any) -> bool:
 
 
 def tensor_names(model: Any) -> list[str]:
-    """Every tensor computed by a node of the graph, in node (topological) order."""
+    """Every tensor computed from the graph's input, in node (topological) order: the
+    tensors that can be layers (constants such as weights passed through ``Identity`` nodes
+    are left out)."""
+    initializers = {t.name for t in model.graph.initializer}
+    dependent = {i.name for i in model.graph.input if i.name not in initializers}
     names: list[str] = []
     for node in model.graph.node:
-        names.extend(n for n in node.output if n)
+        if any(name in dependent for name in node.input):
+            outputs = [n for n in node.output if n]
+            dependent.update(outputs)
+            names.extend(outputs)
     return names
 
 
@@ -193,9 +200,19 @@ def auto_tensor_names(model: Any) -> list[str]:
 
 
 def check_tensor_names(model: Any, names: Sequence[str], where: str) -> None:
+    """Raise :class:`ModelError` (with close names) for a name that is not a tensor computed
+    from the input (or the input itself); constants of the graph are named as such."""
     available = tensor_names(model)
     known = set(available) | {i.name for i in model.graph.input}
+    constants = {n for node in model.graph.node for n in node.output} | {
+        t.name for t in model.graph.initializer
+    }
     for name in names:
+        if name not in known and name in constants:
+            raise ModelError(
+                f"{where}: tensor {name!r} is a constant of the graph (it does not depend on "
+                "the image); choose a tensor computed from the input (`actpipe layers` lists them)"
+            )
         if name not in known:
             raise ModelError(
                 no_such(
@@ -499,22 +516,27 @@ def tensor_shapes(
     size: int | None,
     names: Sequence[str] | None = None,
     layout: str = "nchw",
-) -> dict[str, tuple[int, ...]]:
-    """Output shape (without the batch axis) of every graph tensor, or of ``names``, on one
-    dummy image (a piece of the graph's fixed batch, if it has one)."""
+) -> dict[str, tuple[int, ...] | None]:
+    """Output shape (without the batch axis) of every tensor computed from the input, or of
+    ``names``, on one dummy image (a piece of the graph's fixed batch, if it has one);
+    ``None`` for a tensor whose first axis is not that batch (``Shape`` outputs, stacked
+    query/key/value, scalars)."""
     where = f"ONNX file {str(path)!r}"
     model = load_graph(path, where)
     wanted = list(names) if names is not None else tensor_names(model)
     graph_input = image_input(model, where, layout)
     height, _ = graph_input.spatial
     side = height if isinstance(height, int) and height > 0 else size or 224
-    dummy = np.zeros(graph_input.feed_shape(graph_input.fixed_batch or 1, side))
+    batch = graph_input.fixed_batch or 1
+    dummy = np.zeros(graph_input.feed_shape(batch, side))
     add_outputs(model, wanted)
     data_dir = Path(path).parent if has_external_data(model) else None
     session = open_session(model.SerializeToString(), data_dir=data_dir, where=where)
     outputs = session.run(wanted, {graph_input.name: dummy.astype(graph_input.dtype)})
     return {
         name: tuple(int(s) for s in np.shape(out)[1:])
+        if np.ndim(out) and np.shape(out)[0] == batch
+        else None
         for name, out in zip(wanted, outputs, strict=True)
     }
 
