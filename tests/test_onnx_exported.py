@@ -585,3 +585,17 @@ def test_extract_activations_from_an_exported_graph_with_external_data(exports, 
     assert set(weights["files"]) == {"model.onnx", "model.onnx.data"}
     assert runtime["input"]["shape"] == [4, 3, SIZE, SIZE]
     assert runtime["piece"] == (None if kind == "classifier" else 4)
+
+
+def test_constants_and_tensors_without_batch_axis_are_not_layers(exports, capsys):
+    from actpipe.cli import main
+
+    _, _, path = exports[("tokens", 1, False)]
+    with pytest.raises(ModelError, match=r"tensor 'head.weight' is a constant of the graph"):
+        check_model(spec_for(path, ["head.weight"]))
+    with pytest.raises(ModelError, match=r"layer tensor '/Shape_output_0' has shape \[4\]"):
+        check_model(spec_for(path, ["/Shape_output_0"]))
+    assert main(["layers", str(path), "--size", str(SIZE)]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert "(no batch axis)" in rows["/Shape_output_0"]
+    assert "head.weight" not in rows
