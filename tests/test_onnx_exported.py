@@ -518,11 +518,6 @@ def test_layers_cli_lists_exporter_names(exports, capsys):
     assert "input 'input.1' [1, 3, 16, 16]" in out
 
 
-def slash_free(name: str) -> str:
-    """Until every reader takes layer names with ``/``: the exporter's name without it."""
-    return name.strip("/").replace("/", "|")
-
-
 def jpeg_folder(root, n: int):
     from PIL import Image
 
@@ -536,32 +531,27 @@ def jpeg_folder(root, n: int):
 
 @pytest.mark.parametrize("kind", ["classifier", "tokens"])
 def test_extract_activations_from_an_exported_graph_with_external_data(exports, tmp_path, kind):
-    """The whole extraction: JPEGs, a fixed-batch-4 export with external data, a batch_size
-    (6 exposures) the graph's batch does not divide, two replicates with jitter; the file
-    holds torch's features of the same exposures and passes validation."""
+    """The whole extraction: JPEGs, a fixed-batch-4 export with external data and the
+    exporter's tensor names (``/features/features.2/Relu_output_0``), one of them also under
+    a short name (``as:``), a batch_size (6 exposures) the graph's batch does not divide, two
+    replicates with jitter. The file holds torch's features of the same exposures under the
+    names as written, every layer inside ``/{model}/layers/``, and passes validation."""
     import h5py
 
+    from actpipe import get_available_layers, read_layer
     from actpipe.extraction import ExtractionOptions, extract_activations
+    from actpipe.names import layer_key
     from actpipe.preprocess import Jitter, expose, prepare_image
     from actpipe.stimuli import load_stimulus_folder
     from actpipe.storage.validate import validate_file
 
     model, head, path = exports[(kind, 4, True)]
-    renamed = tmp_path / "model" / "model.onnx"
-    renamed.parent.mkdir()
-    graph = onnx.load(str(path))  # with its data: re-saved below with its own external data
     layers, output = exporter_layers(path)
-    mapping = {name: slash_free(name) for name in layers}
-    for node in graph.graph.node:
-        node.output[:] = [mapping.get(n, n) for n in node.output]
-        node.input[:] = [mapping.get(n, n) for n in node.input]
-    onnx.save(graph, str(renamed), save_as_external_data=True, location="model.onnx.data")
-    names = [mapping[n] for n in layers] + [output]
-    spec = spec_for(renamed, names, batch_size=6)
+    entries = [*layers, {"name": layers[0], "as": "first", "reduce": "mean"}, output]
+    spec = spec_for(path, entries, batch_size=6)
     folder = jpeg_folder(tmp_path / "jpegs", 11)
-    options = ExtractionOptions(
-        n_replicates=2, jitter=Jitter(translate=2, rotate=5), progress=False
-    )
+    jitter = Jitter(translate=2, rotate=5)
+    options = ExtractionOptions(n_replicates=2, jitter=jitter, progress=False)
     out = extract_activations(spec, folder, tmp_path / "acts.h5", options, "jpegs", tmp_path / "c")
     assert validate_file(out) == []
     stimuli = load_stimulus_folder(folder)
@@ -572,16 +562,24 @@ def test_extract_activations_from_an_exported_graph_with_external_data(exports, 
         ]
     )
     want = torch_features(model, exposures, [module_of(n) for n in layers] + [head])
+    names = [*layers, "first", output]
+    assert get_available_layers(out, "exported") == names
+    for name in layers:
+        got = read_layer(out, "exported", name).reshape(22, -1)
+        np.testing.assert_allclose(got, want[module_of(name)], atol=1e-4)
+    channels = 8 if kind == "classifier" else 12
+    pooled = want[module_of(layers[0])].reshape(22, channels, -1).mean(axis=2)
+    first = read_layer(out, "exported", "first").reshape(22, -1)
+    np.testing.assert_allclose(first, pooled, atol=1e-4)
+    logits = read_layer(out, "exported", output).reshape(22, -1)
+    np.testing.assert_allclose(logits, want[head], atol=1e-4)
     with h5py.File(out, "r") as f:
+        assert sorted(f) == ["exported"]  # nothing written outside the model's group
         group = f["exported"]
+        assert sorted(group["layers"]) == sorted(layer_key(n) for n in names)
         assert [s.decode() for s in group["stimulus_ids"][:]] == stimuli.ids
         weights = json.loads(group.attrs["weights"])
         runtime = json.loads(group.attrs["runtime"])
-        for old, name in zip(layers, names, strict=False):
-            got = group["layers"][name][:].reshape(22, -1)
-            np.testing.assert_allclose(got, want[module_of(old)], atol=1e-4)
-        got = group["layers"][output][:].reshape(22, -1)
-        np.testing.assert_allclose(got, want[head], atol=1e-4)
     assert set(weights["files"]) == {"model.onnx", "model.onnx.data"}
     assert runtime["input"]["shape"] == [4, 3, SIZE, SIZE]
     assert runtime["piece"] == (None if kind == "classifier" else 4)

@@ -63,12 +63,11 @@ class OnnxCapture:
         self.layers = list(
             spec.with_layer_names(layers).layers if spec.auto_layers else spec.layers
         )
+        self.tensors = list(dict.fromkeys(layer.module for layer in self.layers))
         sums = None if cache_dir is None else Path(cache_dir) / "checksums"
         self.checksum = onnx_checksum(spec.arch, graph, sums)
         self.source_sha256 = self.checksum.sha256
-        self.path = instrument(
-            spec, [layer.name for layer in self.layers], cache_dir, self.source_sha256, graph
-        )
+        self.path = instrument(spec, self.tensors, cache_dir, self.source_sha256, graph)
         data_dir = Path(spec.arch).parent if has_external_data(graph) else None
         del graph
         self.session = open_session(self.path, device, threads, data_dir, where)
@@ -109,15 +108,17 @@ class OnnxCapture:
         array = x.float().contiguous().numpy()
         return array if self.input.dtype == "float32" else array.astype(self.input.dtype)
 
-    def _run(self, array: np.ndarray) -> list[np.ndarray]:
+    def _run(self, array: np.ndarray) -> dict[str, np.ndarray]:
+        """Every captured tensor of one onnxruntime run, by tensor name."""
         try:
-            return self.session.run([layer.name for layer in self.layers], {self.input.name: array})
+            outputs = self.session.run(self.tensors, {self.input.name: array})
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(
                 f"model {self.model_name!r}: onnxruntime failed on input {self.input.name!r} "
                 f"of shape {list(array.shape)} (the graph declares "
                 f"{shape_text(self.input.shape)}): {exc}"
             ) from exc
+        return dict(zip(self.tensors, outputs, strict=True))
 
     def run(
         self, inputs: torch.Tensor, buffers: dict[str, torch.Tensor] | None = None
@@ -127,11 +128,13 @@ class OnnxCapture:
         piece = self.piece or total
         features: dict[str, torch.Tensor] = {}
         for start, rows, chunk in iter_pieces(array, piece):
-            for layer, out in zip(self.layers, self._run(chunk), strict=True):
-                x = torch.from_numpy(np.asarray(out, dtype=np.float32))
+            outputs = self._run(chunk)
+            for layer in self.layers:
+                x = torch.from_numpy(np.asarray(outputs[layer.module], dtype=np.float32))
                 if x.dim() == 0 or x.shape[0] != piece:
                     raise LayerError(
-                        f"model {self.model_name!r}, layer {layer.name!r}: the tensor has "
+                        f"model {self.model_name!r}, layer {layer.name!r}: tensor "
+                        f"{layer.module!r} has "
                         f"shape {list(x.shape)} for {piece} images; its first axis is not the "
                         "batch axis: choose a tensor that keeps one row per image"
                     )

@@ -234,7 +234,7 @@ def resolve_onnx_layers(spec: ModelSpec, model: Any) -> list[str]:
                 "the tensors to take under 'layers:'"
             )
         return names
-    return spec.layer_names
+    return [layer.module for layer in spec.layers]
 
 
 def inferred_shapes(model: Any) -> dict[str, tuple[int | str, ...] | None]:
@@ -285,7 +285,7 @@ def check_onnx(spec: ModelSpec) -> dict[str, Any]:
     return {
         "source": "onnx",
         "path": str(Path(spec.arch).resolve()),
-        "layers": layers,
+        "layers": layers if spec.auto_layers else spec.layer_names,
         "input": graph_input.describe(),
     }
 

@@ -25,6 +25,7 @@ from .format import (
     decode_attr,
     encode_attr,
 )
+from .metadata import layer_datasets
 from .writer import producer
 
 
@@ -51,8 +52,8 @@ def merge_shards(
                     "ids": group[STIMULUS_IDS].asstr()[()].tolist(),
                     "jitter": group[JITTER][()],
                     "layers": {
-                        name: (d.shape, d.dtype, dict(d.attrs))
-                        for name, d in group[LAYERS_GROUP].items()
+                        name: (d.shape, d.dtype, dict(d.attrs), key)
+                        for name, (key, d) in layer_datasets(group[LAYERS_GROUP]).items()
                     },
                     "attrs": {k: v for k, v in group.attrs.items()},
                 }
@@ -72,7 +73,7 @@ def merge_shards(
         group = f.create_group(model)
         layers = group.create_group(LAYERS_GROUP)
         for name in order:
-            _, dtype, attrs = first["layers"][name]
+            _, dtype, attrs, key = first["layers"][name]
             n_rep, dim = first["layers"][name][0][1:]
             layout = h5py.VirtualLayout(
                 shape=(len(ids), n_rep, dim), dtype=dtype, maxshape=(len(ids), n_rep, dim)
@@ -86,18 +87,19 @@ def merge_shards(
                         f"expected (*, {n_rep}, {dim})"
                     )
                 target = os.path.relpath(shard["path"].resolve(), base)
-                source = h5py.VirtualSource(target, f"/{model}/{LAYERS_GROUP}/{name}", shape=shape)
+                path = f"/{model}/{LAYERS_GROUP}/{shard['layers'][name][3]}"
+                source = h5py.VirtualSource(target, path, shape=shape)
                 layout[offset : offset + shape[0]] = source
                 offset += shape[0]
-            dset = layers.create_virtual_dataset(name, layout, fillvalue=np.nan)
-            for key, value in attrs.items():
-                dset.attrs[key] = value
+            dset = layers.create_virtual_dataset(key, layout, fillvalue=np.nan)
+            for attr, value in attrs.items():
+                dset.attrs[attr] = value
         group.create_dataset(
             STIMULUS_IDS, data=np.asarray(ids, dtype=object), dtype=h5py.string_dtype("utf-8")
         )
         group.create_dataset(JITTER, data=np.concatenate([s["jitter"] for s in shards]))
-        for key, value in first["attrs"].items():
-            group.attrs[key] = value
+        for attr, value in first["attrs"].items():
+            group.attrs[attr] = value
         skipped = [sid for s in shards for sid in decode_attr(s["attrs"].get("skipped_ids", "[]"))]
         group.attrs["n_stimuli"] = len(ids)
         group.attrs["skipped_ids"] = encode_attr(skipped)

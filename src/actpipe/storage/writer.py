@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 
 from .._io import write_json
+from ..names import layer_key
 from .format import (
     FORMAT_VERSION,
     JITTER,
@@ -93,6 +94,7 @@ class ActivationWriter:
         self.group = self.file.create_group(model)
         self.layers = self.group.create_group(LAYERS_GROUP)
         self.layer_order: list[str] = []
+        self.keys: dict[str, str] = {}
         self.jitter = self.group.create_dataset(
             JITTER,
             shape=(n_stimuli, n_replicates, len(JITTER_FIELDS)),
@@ -118,7 +120,8 @@ class ActivationWriter:
             self.layers = self.group[LAYERS_GROUP]
             self.jitter = self.group[JITTER]
             self.layer_order = list(progress["layer_order"])
-            missing = [name for name in self.layer_order if name not in self.layers]
+            self.keys = {name: layer_key(name) for name in self.layer_order}
+            missing = [name for name in self.layer_order if self.keys[name] not in self.layers]
             if missing:
                 raise KeyError(f"layers {missing} missing")
         except Exception as exc:  # a partial file damaged by the interruption
@@ -139,13 +142,20 @@ class ActivationWriter:
     def add_layer(
         self, name: str, feature_dim: int, original_shape: tuple[int, ...], attrs: dict[str, Any]
     ) -> h5py.Dataset:
-        """Create the dataset of one layer with its final shape and chunking."""
+        """Create the dataset of one layer with its final shape and chunking.
+
+        The dataset is ``layers/{layer_key(name)}``; ``name`` is kept in its ``name``
+        attribute, and is what :meth:`write_rows` and readers take.
+        """
+        key = layer_key(name)
+        if name in self.keys or key in self.layers:
+            raise ValueError(f"model {self.model!r}: layer {name!r} added twice")
         dtype = np.dtype(self.options.dtype)
         chunks = chunk_shape(
             self.n_stimuli, self.n_replicates, feature_dim, dtype.itemsize, self.options.chunk_bytes
         )
         dset = self.layers.create_dataset(
-            name,
+            key,
             shape=(self.n_stimuli, self.n_replicates, feature_dim),
             maxshape=(None, self.n_replicates, feature_dim),
             dtype=dtype,
@@ -154,9 +164,10 @@ class ActivationWriter:
         )
         dset.attrs["original_shape"] = np.asarray(original_shape, dtype=np.int64)
         dset.attrs["feature_dim"] = feature_dim
-        for key, value in attrs.items():
-            dset.attrs[key] = encode_attr(value)
+        for attr, value in {**attrs, "name": name}.items():
+            dset.attrs[attr] = encode_attr(value)
         self.layer_order.append(name)
+        self.keys[name] = key
         return dset
 
     def write_rows(self, start: int, jitter: np.ndarray, values: dict[str, np.ndarray]) -> None:
@@ -164,7 +175,7 @@ class ActivationWriter:
         stop = start + len(jitter)
         self.jitter[start:stop] = jitter
         for name, array in values.items():
-            dset = self.layers[name]
+            dset = self.layers[self.keys[name]]
             if dset.dtype == np.float16:
                 converted = array.astype(np.float16)
                 if not np.isfinite(converted).all() and np.isfinite(array).all():
@@ -197,7 +208,7 @@ class ActivationWriter:
         if n != self.n_stimuli:
             self.jitter.resize(n, axis=0)
             for name in self.layer_order:
-                self.layers[name].resize(n, axis=0)
+                self.layers[self.keys[name]].resize(n, axis=0)
         self.group.create_dataset(
             STIMULUS_IDS,
             data=np.asarray(stimulus_ids, dtype=object),
