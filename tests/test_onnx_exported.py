@@ -597,3 +597,61 @@ def test_constants_and_tensors_without_batch_axis_are_not_layers(exports, capsys
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
     assert "(no batch axis)" in rows["/Shape_output_0"]
     assert "head.weight" not in rows
+
+
+class Op(nn.Module):
+    """One operation as a module, for exporting."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+        self.weight = nn.Parameter(torch.randn(3, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(self, x)
+
+
+SAFE = {
+    "softmax over channels": lambda m, x: x.softmax(1),
+    "permute keeping axis 0": lambda m, x: x.permute(0, 2, 3, 1) @ m.weight,
+    "unsqueeze after axis 0": lambda m, x: x.unsqueeze(1) * 2,
+    "mean over space": lambda m, x: x.mean((2, 3)),
+    "slice of channels": lambda m, x: x[:, 1:],
+    "pad of space": lambda m, x: nn.functional.pad(x, (1, 1, 1, 1)),
+    "view(x.size(0), -1)": lambda m, x: x.transpose(2, 3).reshape(x.size(0), -1),
+    "upsample": lambda m, x: nn.functional.interpolate(x, scale_factor=2.0),
+}
+UNSAFE = {
+    "softmax over the batch": lambda m, x: x.softmax(0),
+    "permute moving axis 0": lambda m, x: x.permute(1, 0, 2, 3) + 1,
+    "flatten from axis 0": lambda m, x: x.flatten(0) + 1,
+    "concat along the batch": lambda m, x: torch.cat([x, x * 2], 0),
+    "slice of the batch": lambda m, x: x[:1] + 1,
+    "sum over the batch": lambda m, x: x.sum(0) + 1,
+    "constant varying along the batch": lambda m, x: x + torch.arange(2.0).view(2, 1, 1, 1),
+    "reshape(-1, 48) mixing images": lambda m, x: x.reshape(-1, 48) + 1,
+}
+
+
+@pytest.mark.parametrize("name", list(SAFE) + list(UNSAFE))
+def test_batch_rules_op_by_op(tmp_path, name):
+    """Each rule on a graph exported with a fixed batch of 2: safe ops are freed and give the
+    torch module's outputs on any batch; batch-mixing ops are refused and fed in pieces."""
+    safe = name in SAFE
+    torch.manual_seed(0)
+    module = Op(SAFE[name] if safe else UNSAFE[name]).eval()
+    path = export_default(module, tmp_path / "op.onnx", torch.zeros(2, 3, SIZE, SIZE))
+    graph = load_graph(path, "t")
+    if safe:
+        batch_free_proof(graph, image_input(graph, "t"))
+    else:
+        with pytest.raises(Unsafe):
+            batch_free_proof(graph, image_input(graph, "t"))
+    output = graph.graph.output[0].name
+    capture = OnnxCapture(spec_for(path, [output]), tmp_path)
+    assert capture.piece == (None if safe else 2)
+    if safe:
+        x = torch.randn(5, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(9))
+        with torch.no_grad():
+            want = module(x).flatten(1).numpy()
+        np.testing.assert_allclose(capture.run(x)[output].numpy(), want, atol=1e-5)

@@ -7,7 +7,8 @@ no shape in the graph spells out ``N``: exporters bake the batch into ``Reshape`
 ``Shape`` arithmetic, and batch-mixing ops exist.
 
 :func:`batch_free_proof` walks the graph in node order and classifies every tensor as
-*constant* (initializers, ``Constant`` nodes and what is computed from them alone) or
+*constant* (initializers, ``Constant`` nodes and what is computed from them alone; small
+ones are folded to their values with onnx's reference implementation) or
 *batch-major* (axis 0 indexes the images, and row ``i`` depends on image ``i`` only). The
 image input is batch-major. A node with a batch-major input must be one of the rules below,
 which keep that property, with their attributes and constant inputs checked; any other op,
@@ -163,6 +164,8 @@ class _Walker:
         batch_in = [name for name in inputs if name in self.batch_major]
         if node.op_type in RANDOM:
             raise Unsafe(f"{node.op_type} draws random numbers")
+        if any(a.HasField("g") or len(a.graphs) for a in node.attribute):
+            raise Unsafe(f"{node.op_type} runs a subgraph, which may read any value")
         if node.domain not in ("", "ai.onnx") and (batch_in or not inputs):
             raise Unsafe(f"{node.domain}.{node.op_type} is an op of another domain")
         if not batch_in:
@@ -173,13 +176,44 @@ class _Walker:
                     self.shapes.setdefault(node.output[0], list(value.shape))
                 return
             if all(name in self.constant for name in inputs):
-                for name in node.output:
-                    self.constant[name] = None
+                values = self.fold(node)
+                for name, value in zip(node.output, values, strict=True):
+                    self.constant[name] = value
+                    if value is not None:
+                        self.shapes.setdefault(name, list(value.shape))
                 return
             raise Unsafe(f"{node.op_type} node {node.name!r} reads a value of unknown kind")
         rule = self.rule(index, node, batch_in)
         for name in rule:
             self.batch_major.add(name)
+
+    def fold(self, node: Any) -> list[Any]:
+        """The values of a node computed from small known constants (shape arithmetic such as
+        ``Cast`` of a ``Constant``), evaluated by onnx's reference implementation at the
+        graph's opset; ``None`` for each output otherwise."""
+        import onnx
+        from onnx.reference import ReferenceEvaluator
+
+        unknown = [None] * len(node.output)
+        names = [name for name in node.input if name]
+        values = [self.constant.get(name) for name in names]
+        if any(v is None or v.size > SMALL_VALUES for v in values):
+            return unknown
+        feeds = dict(zip(names, values, strict=True))
+        inputs = [
+            onnx.helper.make_tensor_value_info(
+                name, onnx.helper.np_dtype_to_tensor_dtype(value.dtype), value.shape
+            )
+            for name, value in feeds.items()
+        ]
+        outputs = [onnx.helper.make_empty_tensor_value_info(name) for name in node.output]
+        graph = onnx.helper.make_graph([node], "fold", inputs, outputs)
+        model = onnx.helper.make_model(graph, opset_imports=list(self.model.opset_import))
+        try:
+            results = ReferenceEvaluator(model).run(None, feeds)
+        except Exception:  # an op the reference cannot fold: its value stays unknown
+            return unknown
+        return [np.asarray(r) if np.size(r) <= SMALL_VALUES else None for r in results]
 
     def require_constant(self, node: Any, skip: tuple[int, ...] = (0,)) -> None:
         for i, name in enumerate(node.input):
@@ -277,7 +311,7 @@ class _Walker:
         if op == "Concat":
             if any(name not in self.batch_major for name in node.input):
                 raise Unsafe(f"{where}: joins a constant to batch-major values")
-            if self.normal_axis(_attr(node, "axis"), self.rank(x)) == 0:
+            if self.normal_axis(_attr(node, "axis", 0), self.rank(x)) == 0:
                 raise Unsafe(f"{where}: along the batch axis")
             return [node.output[0]]
         if op == "Split":
@@ -328,7 +362,7 @@ class _Walker:
         pads = _attr(node, "pads") if self.opset < 11 else self.value(node, 1)
         if self.opset >= 18 and len(node.input) > 3 and node.input[3]:
             raise Unsafe(f"{where}: explicit axes")
-        if not pads or pads[0] != 0 or pads[rank] != 0:
+        if not pads or len(pads) != 2 * rank or pads[0] != 0 or pads[rank] != 0:
             raise Unsafe(f"{where}: pads the batch axis")
 
     def check_resize(self, node: Any, where: str) -> None:
