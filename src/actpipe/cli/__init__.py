@@ -22,6 +22,7 @@ COMMANDS: tuple[str, ...] = (
     "append",
     "layers",
     "cluster",
+    "serve",
 )
 
 
