@@ -57,6 +57,7 @@ def test_workflow_over_an_exported_classifier_with_external_data(tmp_path):
         },
         "extraction": {"n_replicates": 1, "progress": False},
         "clustering": {"parameter_sets": {"kmeans_k3": {"method": "kmeans", "k": 3, "n_init": 2}}},
+        "site": {"enabled": False},
     }
     write_config(tmp_path, config)
     run_snakemake(tmp_path, "--cores", "2")
