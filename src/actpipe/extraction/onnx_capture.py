@@ -109,7 +109,7 @@ class OnnxCapture:
         return array if self.input.dtype == "float32" else array.astype(self.input.dtype)
 
     def _run(self, array: np.ndarray) -> dict[str, np.ndarray]:
-        """Every captured tensor of one onnxruntime run, by tensor name."""
+        """Every captured tensor of one onnxruntime run, by tensor name (float32)."""
         try:
             outputs = self.session.run(self.tensors, {self.input.name: array})
         except Exception as exc:  # onnxruntime raises its own exception types
@@ -118,43 +118,51 @@ class OnnxCapture:
                 f"of shape {list(array.shape)} (the graph declares "
                 f"{shape_text(self.input.shape)}): {exc}"
             ) from exc
-        return dict(zip(self.tensors, outputs, strict=True))
+        rows = array.shape[0]
+        out = {}
+        for name, value in zip(self.tensors, outputs, strict=True):
+            value = np.asarray(value, dtype=np.float32)
+            if value.ndim == 0 or value.shape[0] != rows:
+                raise LayerError(
+                    f"model {self.model_name!r}: tensor {name!r} has shape {list(value.shape)} "
+                    f"for {rows} images; its first axis is not the batch axis: choose a tensor "
+                    "that keeps one row per image"
+                )
+            out[name] = value
+        return out
+
+    def outputs(self, array: np.ndarray) -> dict[str, np.ndarray]:
+        """Every captured tensor for the images ``array``, by tensor name: one run, or one run
+        per piece of the graph's fixed batch gathered into one array per tensor (the padding
+        rows dropped)."""
+        total = array.shape[0]
+        if self.piece is None or self.piece == total:
+            return self._run(array)
+        gathered: dict[str, np.ndarray] = {}
+        for start, rows, chunk in iter_pieces(array, self.piece):
+            for name, value in self._run(chunk).items():
+                if name not in gathered:
+                    gathered[name] = np.empty((total, *value.shape[1:]), dtype=np.float32)
+                gathered[name][start : start + rows] = value[:rows]
+        return gathered
 
     def run(
         self, inputs: torch.Tensor, buffers: dict[str, torch.Tensor] | None = None
     ) -> dict[str, torch.Tensor]:
-        array = self._feed(inputs)
-        total = array.shape[0]
-        piece = self.piece or total
+        outputs = self.outputs(self._feed(inputs))
         features: dict[str, torch.Tensor] = {}
-        for start, rows, chunk in iter_pieces(array, piece):
-            outputs = self._run(chunk)
-            for layer in self.layers:
-                x = torch.from_numpy(np.asarray(outputs[layer.module], dtype=np.float32))
-                if x.dim() == 0 or x.shape[0] != piece:
-                    raise LayerError(
-                        f"model {self.model_name!r}, layer {layer.name!r}: tensor "
-                        f"{layer.module!r} has "
-                        f"shape {list(x.shape)} for {piece} images; its first axis is not the "
-                        "batch axis: choose a tensor that keeps one row per image"
-                    )
-                if x.dim() == 1:
-                    x = x[:, None]
-                reduced, applied = reduce_output(x[:rows], layer.reduce, layer.name)
-                if rows == total and buffers is None:
-                    features[layer.name] = reduced
-                else:
-                    target = features.get(layer.name)
-                    if target is None:
-                        target = (
-                            buffers[layer.name][:total]
-                            if buffers is not None
-                            else torch.empty((total, reduced.shape[1]), dtype=torch.float32)
-                        )
-                        features[layer.name] = target
-                    target[start : start + rows].copy_(reduced)
-                self.shapes[layer.name] = tuple(x.shape[1:])
-                self.applied[layer.name] = applied
+        for layer in self.layers:
+            x = torch.from_numpy(outputs[layer.module])
+            if x.dim() == 1:
+                x = x[:, None]
+            reduced, applied = reduce_output(x, layer.reduce, layer.name)
+            if buffers is not None:
+                target = buffers[layer.name][: reduced.shape[0]]
+                target.copy_(reduced)
+                reduced = target
+            features[layer.name] = reduced
+            self.shapes[layer.name] = tuple(x.shape[1:])
+            self.applied[layer.name] = applied
         return features
 
     def remove(self) -> None:
