@@ -162,12 +162,25 @@ ONNX_CACHE = "results/models/instrumented"
 
 
 def model_files(model):
-    """The weights or ONNX file of a model when the workflow produces it (else none)."""
+    """The weights or ONNX file of a model: one the workflow produces, or a local file.
+
+    A local file is an input, so replacing it (a retrained checkpoint, a new export) reruns
+    the model's jobs. A file that does not exist is left to the model check, which says what
+    to do. (An ONNX model's external data files are covered by the checksum recorded in the
+    activation file, not by this.)
+    """
     block = MODELS[model]
     paths = [block.get("weights", ""), block.get("path", "")]
     if block["source"] == "onnx":
         paths.append(block.get("name", ""))
-    return [p for p in paths if p in PRODUCED_MODEL_FILES]
+    return list(
+        dict.fromkeys(
+            p
+            for p in paths
+            if p in PRODUCED_MODEL_FILES
+            or (p not in ("", "random", "pretrained", "file") and Path(p).is_file())
+        )
+    )
 
 
 def get_model_files(wildcards):
