@@ -11,16 +11,17 @@
     [0.625, "#fddbc7"], [0.75, "#f4a582"], [0.875, "#d6604d"], [1, "#b2182b"]];
   var METHODS = { spearman: "Spearman ρ", pearson: "Pearson r", kendall_tau_a: "Kendall τ-a" };
   var DISTANCES = {
-    correlation: "correlation distance: 1 − the Pearson correlation of two stimuli's replicate-mean patterns",
-    cosine: "cosine distance: 1 − the cosine similarity of two stimuli's replicate-mean patterns",
-    euclidean: "Euclidean distance between two stimuli's replicate-mean patterns",
-    sqeuclidean: "squared Euclidean distance per feature between two stimuli's replicate-mean patterns",
-    crossnobis: "cross-validated squared Euclidean distance per feature across replicates (crossnobis: 0 on average for identical patterns, so single values can be negative)"
+    correlation: "correlation distance (1 − Pearson r)",
+    cosine: "cosine distance (1 − cosine similarity)",
+    euclidean: "Euclidean distance",
+    sqeuclidean: "squared Euclidean distance per feature",
+    crossnobis: "cross-validated squared Euclidean distance per feature (crossnobis: 0 on average for identical patterns, so single values can be negative)"
   };
   var MAX_TICKS = 30;
   var MAX_TICK_LAYERS = 60;
 
   function methodName(m) { return METHODS[m] || m; }
+  function distanceName(d) { return DISTANCES[d] || d + " distance"; }
   function longest(texts) { return texts.reduce(function (a, t) { return Math.max(a, String(t).length); }, 0); }
   function uniq(list) { return list.filter(function (v, i) { return list.indexOf(v) === i; }); }
 
@@ -344,8 +345,8 @@
           var hover = names.map(api.plotText);
           var text = z.map(function (row, a) { return row.map(function (v, b) { return hover[a] + "<br>" + hover[b]; }); });
           var groups = c.values.map(function (v, k) { return { value: v, start: k, end: k }; });
-          rdmText.textContent = "Condition RDM of " + m.name + " · " + layerEntry.name + ": " + DISTANCES[state.distance] +
-            ", between the mean patterns of the " + n + " values of " + lab.name + " (each over all its stimuli; counts in brackets), in the label's order. " +
+          rdmText.textContent = "Condition RDM of " + m.name + " · " + layerEntry.name + ": " + distanceName(state.distance) +
+            " between the mean patterns of the " + n + " values of " + lab.name + " (each over all its stimuli; counts in brackets), in the label's order. " +
             "Dark = similar, yellow = dissimilar (viridis).";
           rdmPlot.setAttribute("aria-label", "Heatmap: condition RDM of " + lab.name + " at " + layerEntry.name + " of " + m.name);
           var trace = {
@@ -383,7 +384,8 @@
         } else {
           about.push("The map shows all " + api.fmt(n) + " stimuli of the RDM.");
         }
-        rdmText.textContent = "Stimulus RDM of " + m.name + " · " + layerEntry.name + ": " + DISTANCES[state.distance] + ". " +
+        rdmText.textContent = "Stimulus RDM of " + m.name + " · " + layerEntry.name + ": " + distanceName(state.distance) +
+          (state.distance === "crossnobis" ? " between two stimuli, across their replicates. " : " between two stimuli's replicate-mean patterns. ") +
           (lab ? "Stimuli are ordered by " + lab.name + (st.numeric[lab.key] ? " (numerically)" : "") + ", then by id; lines separate its values, so blocks along the diagonal are the stimuli of one value. " : "") +
           "Dark = similar, yellow = dissimilar (viridis). " + about.join(" ");
         rdmPlot.setAttribute("aria-label", "Heatmap: stimulus RDM of " + layerEntry.name + " of " + m.name + (lab ? ", ordered by " + lab.name : ""));
