@@ -444,7 +444,8 @@ def get_distance_inputs(wildcards):
 
 
 def get_site_inputs(wildcards):
-    """Thumbnails of every set, and the aggregated files and distances of every run.
+    """Thumbnails of every set, the aggregated files and distances of every run, and the
+    similarity outputs (the similarity page) when similarity is enabled.
 
     A later analysis whose page reads its own outputs adds them here (docs/site.md).
     """
@@ -461,6 +462,7 @@ def get_site_inputs(wildcards):
                 f"results/clusters/{stimset}/{model}/{pset}/{MEMBER_DISTANCES}",
             )
         ],
+        "similarity": similarity_site_inputs(),
     }
 
 
@@ -540,3 +542,17 @@ def similarity_report_inputs():
     if not similarity_enabled():
         return []
     return [f"results/similarity/{stimset}/compare.h5" for stimset in STIMULI]
+
+
+def similarity_site_inputs():
+    """What the site's similarity page reads: each set's comparison and its models' RDMs."""
+    if not similarity_enabled():
+        return []
+    return [
+        path
+        for stimset in STIMULI
+        for path in (
+            f"results/similarity/{stimset}/compare.h5",
+            *(f"results/similarity/{stimset}/{model}/rdms.h5" for model in MODELS),
+        )
+    ]
