@@ -478,12 +478,12 @@ def similarity_enabled():
     return bool(SIMILARITY["enabled"])
 
 
-def similarity_params(rule):
-    """What a similarity rule computes with: compute_rdms only what RDMs depend on,
-    compare_layers the rest of the block (memory settings are run settings, below)."""
+def similarity_params(rule_name):
+    """The parameters of compute_rdms (only what RDMs depend on) and of compare_layers
+    (the rest of the block); memory settings are run settings (SIMILARITY_RUN)."""
     block = {k: v for k, v in SIMILARITY.items() if k not in SIMILARITY_RUN_KEYS}
     block.pop("enabled")
-    if rule == "compute_rdms":
+    if rule_name == "compute_rdms":
         return {k: v for k, v in block.items() if k in RDM_KEYS}
     return block
 
