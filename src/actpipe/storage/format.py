@@ -11,7 +11,19 @@ Layer-major layout of a per-model file (``format_version`` 1)::
                               attrs: original_shape, reduce, reduce_applied, feature_dim
 
 A per-set file joins per-model files with external links ``/{model} -> {set}/{model}.h5``.
-See ``docs/format.md`` for every attribute.
+
+A gradient file (``results/gradients/{set}/{model}.h5``) has the same layout, rows and jitter
+as the activation file of the same (set, model), plus::
+
+    /{model}/layers/{layer}                 the primary quantity: activation x gradient when
+                                            stored, else the gradient (attribute quantity)
+    /{model}/activation_x_gradient/{layer}  activation (x) gradient w.r.t. the layer's full
+                                            output, then reduced with the layer's reduction
+    /{model}/gradient/{layer}               the gradient, reduced with the layer's reduction
+    /{model}/target_index, target_value, predicted_index    (n_stimuli, n_replicates)
+
+The group named after the primary quantity is a soft link to ``layers``; the other quantity,
+when stored too, is a group of its own. See ``docs/format.md`` for every attribute.
 """
 
 from __future__ import annotations
@@ -29,6 +41,16 @@ LAYERS_GROUP = "layers"
 STIMULUS_IDS = "stimulus_ids"
 JITTER = "jitter"
 JITTER_FIELDS = ("dx_px", "dy_px", "rotation_deg", "scale")
+GRADIENT = "gradient"
+ACTIVATION_X_GRADIENT = "activation_x_gradient"
+QUANTITIES = (GRADIENT, ACTIVATION_X_GRADIENT)
+"""What a gradient file's layers hold (the ``quantity`` attribute of a layer dataset, and the
+name of the group holding it). Layers of activation files have no ``quantity``."""
+TARGET_INDEX = "target_index"
+TARGET_VALUE = "target_value"
+PREDICTED_INDEX = "predicted_index"
+PER_EXPOSURE = (TARGET_INDEX, TARGET_VALUE, PREDICTED_INDEX)
+"""Per-exposure records of a gradient file: ``(n_stimuli, n_replicates)`` each."""
 TARGET_CHUNK_BYTES = 1 << 20
 COMPRESSIONS = ("none", "lzf", "gzip")
 DTYPES = ("float32", "float16")
