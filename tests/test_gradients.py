@@ -448,6 +448,7 @@ def no_pass(monkeypatch):
 
 
 def tiny_spec(layers=("conv",), name="tests.helpers.models:tiny_net") -> ModelSpec:
+    """A tiny ``source: python`` model on 8 x 8 images."""
     return ModelSpec.from_config(
         "tiny",
         {
@@ -467,9 +468,11 @@ def labelled_folder(tmp_path, labels: list[str]):
     folder = tmp_path / "labelled"
     folder.mkdir(exist_ok=True)
     rows = ["stimulus_id,kind"]
+    rng = np.random.default_rng(0)
     for i, label in enumerate(labels):
-        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(folder / f"s{i}.png")
-        rows.append(f"s{i},{label}")
+        pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"s{i:02d}.png")
+        rows.append(f"s{i:02d},{label}")
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
     return folder
 
@@ -484,7 +487,7 @@ def test_onnx_model_is_refused(tmp_path, no_pass):
 def test_missing_label_is_refused(tmp_path, no_pass):
     folder = labelled_folder(tmp_path, ["a", "", "b"])
     gradients = GradientOptions.from_config({"target": {"label": "kind", "classes": {"a": 0}}})
-    with pytest.raises(StimulusError, match="no 'kind' label for 1 stimulus id.*s1"):
+    with pytest.raises(StimulusError, match="no 'kind' label for 1 stimulus id.*s01"):
         compute_gradients(tiny_spec(), folder, tmp_path / "g.h5", options(), gradients)
     other = GradientOptions.from_config({"target": {"loss": "colour"}})
     with pytest.raises(StimulusError, match="label column 'colour'.*its columns: kind"):
@@ -494,10 +497,10 @@ def test_missing_label_is_refused(tmp_path, no_pass):
 def test_label_value_without_class_index_is_refused(tmp_path, no_pass):
     folder = labelled_folder(tmp_path, ["cat", "dog", "cat"])
     plain = GradientOptions.from_config({"target": {"label": "kind"}})
-    with pytest.raises(TargetError, match="'cat' \\(e.g. 's0'\\).*integer class indices"):
+    with pytest.raises(TargetError, match="'cat' \\(e.g. 's00'\\).*integer class indices"):
         compute_gradients(tiny_spec(), folder, tmp_path / "g.h5", options(), plain)
     partial = GradientOptions.from_config({"target": {"label": "kind", "classes": {"cat": 1}}})
-    with pytest.raises(TargetError, match="'dog' \\(e.g. 's1'\\).*add them to"):
+    with pytest.raises(TargetError, match="'dog' \\(e.g. 's01'\\).*add them to"):
         compute_gradients(tiny_spec(), folder, tmp_path / "g.h5", options(), partial)
     beyond = GradientOptions.from_config(
         {"target": {"label": "kind", "classes": {"cat": 1, "dog": 4}}}
@@ -551,3 +554,58 @@ def test_gradients_block_defaults():
     assert GradientOptions.from_config({"store": "gradient"}).primary == "gradient"
     loss = GradientOptions.from_config({"target": {"loss": "digit", "classes": {3: 1}}})
     assert loss.target == Target("loss", column="digit", classes={"3": 1})
+
+
+# --------------------------------------------------------------------------- clustering
+
+
+def test_spectral_clustering_reads_the_stored_activation_x_gradient(tmp_path):
+    from sklearn.cluster import SpectralClustering
+
+    from actpipe.clustering import cluster_layer
+    from actpipe.errors import ClusteringError
+
+    folder = labelled_folder(tmp_path, [str(i % 4) for i in range(12)])
+    spec = tiny_spec(["conv", "conv2"], name="tests.helpers.models:small_net")
+    opts = options(n_replicates=2)
+    acts = extract_activations(spec, folder, tmp_path / "a.h5", opts)
+    both = compute_gradients(spec, folder, tmp_path / "g.h5", opts, GradientOptions())
+    params = {"method": "spectral", "k": 3, "input": "activations_x_gradients", "gamma": 0.5}
+    attrs = cluster_layer(acts, "tiny", "conv", params, tmp_path / "c.h5", "x", both)
+    assert attrs["activations_x_gradients"] == "stored"
+    with h5py.File(both, "r") as f:
+        # mean over positions of a (.) g, then the replicate mean: not mean(a) * mean(g)
+        rows = f["tiny/activation_x_gradient/conv"][()].astype(np.float64).mean(axis=1)
+    expected = SpectralClustering(n_clusters=3, gamma=0.5, random_state=0).fit_predict(rows)
+    with h5py.File(tmp_path / "c.h5", "r") as f:
+        np.testing.assert_array_equal(f["labels"][()], expected)
+    only = compute_gradients(
+        spec, folder, tmp_path / "o.h5", opts, GradientOptions.from_config({"store": "gradient"})
+    )
+    with pytest.raises(ClusteringError, match="pooled with 'mean'.*add activation_x_gradient"):
+        cluster_layer(acts, "tiny", "conv", params, tmp_path / "d.h5", "x", only)
+
+
+def test_flattened_layers_may_be_multiplied_from_a_gradient_only_file(tmp_path):
+    from actpipe.clustering import cluster_layer
+
+    folder = labelled_folder(tmp_path, [str(i % 4) for i in range(12)])
+    spec = tiny_spec(
+        [{"name": "conv2", "reduce": "flatten"}], name="tests.helpers.models:small_net"
+    )
+    opts = options(n_replicates=1)
+    acts = extract_activations(spec, folder, tmp_path / "a.h5", opts)
+    both = compute_gradients(spec, folder, tmp_path / "g.h5", opts, GradientOptions())
+    only = compute_gradients(
+        spec, folder, tmp_path / "o.h5", opts, GradientOptions.from_config({"store": "gradient"})
+    )
+    params = {"method": "spectral", "k": 3, "input": "activations_x_gradients"}
+    stored = cluster_layer(acts, "tiny", "conv2", params, tmp_path / "s.h5", "x", both)
+    multiplied = cluster_layer(acts, "tiny", "conv2", params, tmp_path / "m.h5", "x", only)
+    assert (stored["activations_x_gradients"], multiplied["activations_x_gradients"]) == (
+        "stored",
+        "multiplied",
+    )
+    with h5py.File(tmp_path / "s.h5", "r") as s, h5py.File(tmp_path / "m.h5", "r") as m:
+        np.testing.assert_array_equal(s["labels"][()], m["labels"][()])
+        np.testing.assert_allclose(s["centroids"][()], m["centroids"][()], rtol=1e-5, atol=1e-9)
