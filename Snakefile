@@ -22,12 +22,12 @@ resource_scopes:
     gpu_jobs="local",
 
 
-# A wildcard can only take a configured name.
+# A wildcard can only take a configured name (layers: their layer keys, see actpipe.names).
 wildcard_constraints:
     stimset=alternation(STIMULI),
     model=alternation(MODELS),
     pset=alternation(PARAMETER_SETS),
-    layer=alternation(all_layers()),
+    layer=alternation(all_layer_keys()),
 
 
 include: "workflow/rules/stimuli.smk"

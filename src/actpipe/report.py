@@ -78,6 +78,14 @@ def _float(value: str) -> float:
     return out if out == out else float("-inf")
 
 
+def code(text: str) -> str:
+    """``text`` as inline code in a Markdown table cell: pipes escaped, backticks fenced."""
+    text = str(text).replace("|", "\\|")
+    if "`" in text:
+        return f"`` {text} ``"
+    return f"`{text}`"
+
+
 def _layer_table(run: ClusterRun) -> list[str]:
     labels = run.labels
     head = ["layer", "clusters", "silhouette", "Davies-Bouldin", "sizes (min/median/max)"]
@@ -85,7 +93,7 @@ def _layer_table(run: ClusterRun) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for row in run.quality:
         cells = [
-            f"`{row['layer']}`",
+            code(row["layer"]),
             row.get("n_nonempty") or row.get("n_clusters", ""),
             _number(row.get("silhouette", "")),
             _number(row.get("davies_bouldin", "")),
@@ -124,7 +132,7 @@ def _best_by_label(runs: list[ClusterRun]) -> list[str]:
         for _, run, best in rows:
             lines.append(
                 f"| {run.metadata['model']} | {run.metadata['parameter_set']} "
-                f"| `{best['layer']}` | {_number(best.get(f'ari_{label}', ''))} "
+                f"| {code(best['layer'])} | {_number(best.get(f'ari_{label}', ''))} "
                 f"| {_number(best.get(f'nmi_{label}', ''))} "
                 f"| {_number(best.get(f'purity_{label}', ''))} |"
             )

@@ -5,16 +5,29 @@ import os
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import yaml
 from snakemake.exceptions import WorkflowError
 
 from snakemake.utils import validate
 
-# The package's standard-library-only modules (version, result file names) are read here;
-# nothing that imports torch or numpy is imported at parse time.
+# The package's standard-library-only modules (version, names, result files, the canonical
+# config, parameter sets) are read here; nothing that imports torch or numpy is.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from actpipe._version import __version__ as ACTPIPE_VERSION  # noqa: E402
+from actpipe.clustering.params import resolve_parameter_set  # noqa: E402
+from actpipe.config import (  # noqa: E402
+    canonical,
+    canonical_model,
+    model_params,
+    split_extraction,
+)
+from actpipe.errors import ClusteringError  # noqa: E402
+from actpipe.names import entry_names, layer_key  # noqa: E402
 from actpipe.results import CLUSTER_OUTPUTS  # noqa: E402
+
+SCHEMA_FILE = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def refuse_unavailable(config):
@@ -34,18 +47,64 @@ refuse_unavailable(config)
 validate(config, schema="../schemas/config.schema.yaml")
 
 
-STIMULI = config["stimuli"]
-MODELS = config["models"]
-PARAMETER_SETS = config["clustering"]["parameter_sets"]
+# Rules get the canonical form of their config block (defaults filled in, keys sorted,
+# numbers typed, layer entries spelled out: actpipe.config), so a config that means the same
+# reruns nothing and a change of meaning reruns exactly the jobs whose block changed.
+SCHEMA = yaml.safe_load(SCHEMA_FILE.read_text())
+
+
+def _canonical_parameter_set(name, block):
+    try:
+        return dict(sorted(resolve_parameter_set(block, name).to_dict().items()))
+    except ClusteringError as exc:
+        raise WorkflowError(f"clustering.parameter_sets.{name}: {exc}") from None
+
+
+try:
+    STIMULI = {
+        name: canonical(block, SCHEMA["$defs"]["stimulus_set"], SCHEMA)
+        for name, block in config["stimuli"].items()
+    }
+    MODELS = {
+        name: canonical_model(block, SCHEMA, f"models.{name}.layers")
+        for name, block in config["models"].items()
+    }
+except ValueError as exc:
+    raise WorkflowError(str(exc)) from None
+EXTRACTION, EXTRACTION_RUN = split_extraction(
+    canonical(config["extraction"], SCHEMA["properties"]["extraction"], SCHEMA)
+)
+STORAGE = canonical(config["storage"], SCHEMA["properties"]["storage"], SCHEMA)
+PARAMETER_SETS = {
+    name: _canonical_parameter_set(name, block)
+    for name, block in config["clustering"]["parameter_sets"].items()
+}
+# How a clustering job reads (not what it computes): not compared, so it reruns nothing.
+PARAMETER_SET_RUN = {
+    name: {key: block[key] for key in ("block_mb",) if key in block}
+    for name, block in config["clustering"]["parameter_sets"].items()
+}
 PREFIX = config["output_prefix"]
 
 
 def model_layers(model):
-    """Layer names of a model, in config order (entries are names or {name, reduce})."""
+    """Layer names of a model, in config order (entries are names or {name, as, reduce}).
+
+    Two entries going by the same name (or names differing only in letter case) stop the
+    workflow here, naming both.
+    """
     layers = MODELS[model]["layers"]
     if layers == "auto":
         return auto_layers(model)
-    return [e if isinstance(e, str) else e["name"] for e in layers]
+    try:
+        return [name for name, _ in entry_names(layers, f"models.{model}.layers")]
+    except ValueError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+def layer_keys(model):
+    """The layer keys of a model's layers: their names made safe for file names."""
+    return [layer_key(name) for name in model_layers(model)]
 
 
 def package_env():
@@ -147,8 +206,8 @@ def check_models_at_start():
     raise WorkflowError(proc.stderr.strip() or f"model check failed; see {log}")
 
 
-def all_layers():
-    return sorted({layer for model in MODELS for layer in model_layers(model)})
+def all_layer_keys():
+    return sorted({key for model in MODELS for key in layer_keys(model)})
 
 
 def alternation(names):
@@ -250,7 +309,7 @@ def get_layer_cluster_files(wildcards):
         stimset=wildcards.stimset,
         model=wildcards.model,
         pset=wildcards.pset,
-        layer=model_layers(wildcards.model),
+        layer=layer_keys(wildcards.model),
     )
 
 
@@ -274,6 +333,23 @@ def get_cluster_inputs(wildcards):
 
 def get_parameter_set(wildcards):
     return PARAMETER_SETS[wildcards.pset]
+
+
+def get_parameter_set_run(wildcards):
+    return SimpleNamespace(**PARAMETER_SET_RUN[wildcards.pset])
+
+
+def get_model_params(wildcards):
+    """A model's canonical block, without what only concerns scheduling (resources)."""
+    return model_params(MODELS[wildcards.model])
+
+
+def get_stimulus_spec(wildcards):
+    """A generated set's canonical block, without what only concerns scheduling."""
+    return {k: v for k, v in STIMULI[wildcards.stimset].items() if k != "shard_size"}
+
+
+EXTRACTION_RUN_SETTINGS = SimpleNamespace(**EXTRACTION_RUN)
 
 
 def extraction_resources(key, default):

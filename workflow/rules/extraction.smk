@@ -23,9 +23,10 @@ rule extract_activations:
         mem_mb=extraction_resources("mem_mb", 8000),
         runtime=extraction_resources("runtime", 60),
     params:
-        model_block=lambda wildcards: MODELS[wildcards.model],
-        extraction=config["extraction"],
-        storage=config["storage"],
+        model_block=get_model_params,
+        extraction=EXTRACTION,
+        run=EXTRACTION_RUN_SETTINGS,
+        storage=STORAGE,
         cache_dir=ONNX_CACHE,
         version=ACTPIPE_VERSION,
     script:
@@ -54,9 +55,10 @@ rule extract_activations_shard:
         mem_mb=extraction_resources("mem_mb", 8000),
         runtime=extraction_resources("runtime", 60),
     params:
-        model_block=lambda wildcards: MODELS[wildcards.model],
-        extraction=config["extraction"],
-        storage=config["storage"],
+        model_block=get_model_params,
+        extraction=EXTRACTION,
+        run=EXTRACTION_RUN_SETTINGS,
+        storage=STORAGE,
         rows=get_shard_rows,
         cache_dir=ONNX_CACHE,
         version=ACTPIPE_VERSION,

@@ -13,7 +13,9 @@ with logging_to(snakemake.log[0]):
         ModelSpec.from_config(snakemake.wildcards.model, snakemake.params.model_block),
         snakemake.input.stimuli,
         snakemake.output[0],
-        ExtractionOptions.from_config(snakemake.params.extraction, snakemake.params.storage),
+        ExtractionOptions.from_config(
+            {**snakemake.params.extraction, **vars(snakemake.params.run)}, snakemake.params.storage
+        ),
         stimulus_set=snakemake.wildcards.stimset,
         cache_dir=snakemake.params.cache_dir,
         threads=snakemake.threads,

@@ -49,10 +49,9 @@ class OnnxCapture:
         self.layers = list(
             spec.with_layer_names(layers).layers if spec.auto_layers else spec.layers
         )
+        self.tensors = list(dict.fromkeys(layer.module for layer in self.layers))
         self.source_sha256 = sha256_file(spec.arch)
-        self.path = instrument(
-            spec, [layer.name for layer in self.layers], cache_dir, self.source_sha256
-        )
+        self.path = instrument(spec, self.tensors, cache_dir, self.source_sha256)
         self.session = open_session(self.path, device, threads)
         self.providers = list(self.session.get_providers())
         self.shapes: dict[str, tuple[int, ...]] = {}
@@ -62,10 +61,12 @@ class OnnxCapture:
         self, inputs: torch.Tensor, buffers: dict[str, torch.Tensor] | None = None
     ) -> dict[str, torch.Tensor]:
         array = inputs.detach().cpu().float().contiguous().numpy()
-        outputs = self.session.run([layer.name for layer in self.layers], {self.input_name: array})
+        outputs = dict(
+            zip(self.tensors, self.session.run(self.tensors, {self.input_name: array}), strict=True)
+        )
         features: dict[str, torch.Tensor] = {}
-        for layer, out in zip(self.layers, outputs, strict=True):
-            x = torch.from_numpy(np.asarray(out, dtype=np.float32))
+        for layer in self.layers:
+            x = torch.from_numpy(np.asarray(outputs[layer.module], dtype=np.float32))
             if x.dim() == 1:
                 x = x[:, None]
             reduced, applied = reduce_output(x, layer.reduce, layer.name)

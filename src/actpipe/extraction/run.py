@@ -418,6 +418,7 @@ def extract_activations(
                         "reduce": layer.reduce,
                         "reduce_applied": capture.applied[layer.name],
                         "name": layer.name,
+                        "module": layer.module,
                     },
                 )
         return values, None

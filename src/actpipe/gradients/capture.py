@@ -74,7 +74,7 @@ class GradientCapture:
         model_name: str,
         store: Sequence[str] = QUANTITIES,
     ) -> None:
-        check_layer_names(model, [layer.name for layer in layers], model_name)
+        check_layer_names(model, [layer.module for layer in layers], model_name)
         unknown = [q for q in store if q not in QUANTITIES]
         if unknown or not store:
             raise ValueError(f"store must list some of {QUANTITIES}, got {list(store)}")
@@ -89,14 +89,14 @@ class GradientCapture:
         self.applied: dict[str, str] = {}
         self.autocast: Any = contextlib.nullcontext
         self._handles = [
-            modules[layer.name].register_forward_hook(self._hook(layer)) for layer in self.layers
+            modules[layer.module].register_forward_hook(self._hook(layer)) for layer in self.layers
         ]
 
     def _hook(self, layer: LayerSpec):
         def hook(module, inputs, output):
             if layer.name in self.outputs:
                 raise LayerError(
-                    f"model {self.model_name!r}: module {layer.name!r} runs more than once per "
+                    f"model {self.model_name!r}: module {layer.module!r} runs more than once per "
                     "forward pass, so its output is ambiguous; choose one of its submodules"
                 )
             a = first_tensor(output)

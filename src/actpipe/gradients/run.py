@@ -207,6 +207,7 @@ def compute_gradients(
                         "reduce": layer.reduce,
                         "reduce_applied": capture.applied[layer.name],
                         "name": layer.name,
+                        "module": layer.module,
                         "quantity": quantity,
                     },
                     group=group,
@@ -232,7 +233,7 @@ def compute_gradients(
 
         values = {name: rows(t) for name, t in result.values[gradients.primary].items()}
         extra = {
-            f"{quantity}/{name}": rows(t)
+            writer.path_of(name, quantity): rows(t)
             for quantity in secondary
             for name, t in result.values[quantity].items()
         }

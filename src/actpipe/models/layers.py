@@ -92,10 +92,11 @@ def auto_layer_names(model: nn.Module, source: str = "", arch: str = "") -> list
 
 
 def resolve_layer_names(spec: ModelSpec, model: nn.Module) -> list[str]:
-    """The configured layer names, or the family default for ``layers: auto``."""
+    """The module names to capture: those of the configured layers, or the family default
+    for ``layers: auto`` (whose layers go by their module names)."""
     if spec.auto_layers:
         return auto_layer_names(model, spec.source, spec.arch)
-    return spec.layer_names
+    return [layer.module for layer in spec.layers]
 
 
 def check_layer_names(model: nn.Module, names: Sequence[str], model_name: str) -> None:

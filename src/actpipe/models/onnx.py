@@ -108,7 +108,7 @@ def resolve_onnx_layers(spec: ModelSpec, model: Any) -> list[str]:
                 "the tensors to take under 'layers:'"
             )
         return names
-    return spec.layer_names
+    return [layer.module for layer in spec.layers]
 
 
 def check_input_size(spec: ModelSpec, model: Any) -> None:
@@ -135,12 +135,13 @@ def check_input_size(spec: ModelSpec, model: Any) -> None:
 
 
 def check_onnx(spec: ModelSpec) -> dict[str, Any]:
-    """Parse the file and check layer names and input size (see ``registry.check_model``)."""
+    """Parse the file and check layer names and input size (see ``check.check_model``)."""
     model = load_graph(spec.arch, f"model {spec.name!r}")
     layers = resolve_onnx_layers(spec, model)
     check_tensor_names(model, layers, f"model {spec.name!r}")
     check_input_size(spec, model)
-    return {"source": "onnx", "path": str(Path(spec.arch).resolve()), "layers": layers}
+    names = layers if spec.auto_layers else spec.layer_names
+    return {"source": "onnx", "path": str(Path(spec.arch).resolve()), "layers": names}
 
 
 def instrumented_path(

@@ -1,14 +1,19 @@
 """The HDF5 layout of activation files, in one place for writer and readers.
 
-Layer-major layout of a per-model file (``format_version`` 1)::
+Layer-major layout of a per-model file (``format_version`` 2)::
 
     /                         attrs: format_version, layout="layer-major", producer
     /{model}/                 attrs: provenance (model, weights, preprocess, jitter, seed, ...)
     /{model}/stimulus_ids     (n_stimuli,) UTF-8 strings
     /{model}/jitter           (n_stimuli, n_replicates, 4) float64: dx_px, dy_px, rotation_deg,
                               scale
-    /{model}/layers/{layer}   (n_stimuli, n_replicates, feature_dim) float32 or float16
-                              attrs: original_shape, reduce, reduce_applied, feature_dim
+    /{model}/layers/{key}     (n_stimuli, n_replicates, feature_dim) float32 or float16
+                              attrs: name, module, original_shape, reduce, reduce_applied,
+                              feature_dim
+
+``{key}`` is the layer key of the layer's name (:func:`actpipe.names.layer_key`: the name
+itself unless it holds characters other than letters, digits, ``_ . -``); the name is the
+``name`` attribute. Version 1 stored the name itself as the dataset name.
 
 A per-set file joins per-model files with external links ``/{model} -> {set}/{model}.h5``.
 
@@ -34,7 +39,9 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 1
+from ..names import layer_key, layer_name
+
+FORMAT_VERSION = 2
 LAYOUT = "layer-major"
 PER_STIMULUS = "per-stimulus"  # the older layout /{model}/{stimulus_id}/{layer} (read, export)
 LAYERS_GROUP = "layers"
@@ -143,4 +150,17 @@ def decode_value(value: Any) -> Any:
 
 
 def layer_path(model: str, layer: str) -> str:
-    return f"/{model}/{LAYERS_GROUP}/{layer}"
+    """Where the dataset of layer ``layer`` (its name) of ``model`` is in a per-model file."""
+    return f"/{model}/{LAYERS_GROUP}/{layer_key(layer)}"
+
+
+def stored_name(key: str, attrs: Any) -> str:
+    """The name of the layer stored under dataset name ``key``: its ``name`` attribute, else
+    the name ``key`` encodes, else ``key`` itself (files of other writers, version 1)."""
+    name = decode_attr(attrs.get("name")) if attrs is not None else None
+    if isinstance(name, str) and name:
+        return name
+    try:
+        return layer_name(key)
+    except ValueError:
+        return key

@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 
 from .._io import write_json
+from ..names import layer_key
 from .format import (
     FORMAT_VERSION,
     JITTER,
@@ -101,6 +102,7 @@ class ActivationWriter:
         self.group = self.file.create_group(model)
         self.layers = self.group.create_group(LAYERS_GROUP)
         self.layer_order: list[str] = []
+        self.keys: dict[str, str] = {}
         self.datasets: list[str] = []
         self.jitter = self.group.create_dataset(
             JITTER,
@@ -127,10 +129,11 @@ class ActivationWriter:
             self.layers = self.group[LAYERS_GROUP]
             self.jitter = self.group[JITTER]
             self.layer_order = list(progress["layer_order"])
+            self.keys = {name: layer_key(name) for name in self.layer_order}
             self.datasets = list(
-                progress.get("datasets", [f"{LAYERS_GROUP}/{n}" for n in self.layer_order])
+                progress.get("datasets", [f"{LAYERS_GROUP}/{key}" for key in self.keys.values()])
             )
-            missing = [name for name in self.layer_order if name not in self.layers]
+            missing = [name for name in self.layer_order if self.keys[name] not in self.layers]
             missing += [path for path in self.datasets if path not in self.group]
             if missing:
                 raise KeyError(f"datasets {missing} missing")
@@ -159,17 +162,23 @@ class ActivationWriter:
     ) -> h5py.Dataset:
         """Create the dataset of one layer with its final shape and chunking.
 
-        ``group`` other than ``layers`` puts it in ``/{model}/{group}/{name}``; such layers
-        are written through ``write_rows(..., extra={f"{group}/{name}": ...})`` and are not
-        part of ``layer_order``.
+        The dataset is ``{group}/{layer_key(name)}`` (default group ``layers``); ``name`` is
+        kept in its ``name`` attribute. Layers of ``layers`` are written by name through
+        :meth:`write_rows`'s ``values``; layers of another group (a gradient file's
+        ``gradient``) through its ``extra``, keyed by :meth:`path_of`, and are not part of
+        ``layer_order``.
         """
+        key = layer_key(name)
+        path = self.path_of(name, group)
+        if path in self.datasets or (group == LAYERS_GROUP and key in self.layers):
+            raise ValueError(f"model {self.model!r}: layer {name!r} added twice to {group!r}")
         dtype = np.dtype(self.options.dtype)
         chunks = chunk_shape(
             self.n_stimuli, self.n_replicates, feature_dim, dtype.itemsize, self.options.chunk_bytes
         )
         container = self.layers if group == LAYERS_GROUP else self.group.require_group(group)
         dset = container.create_dataset(
-            name,
+            key,
             shape=(self.n_stimuli, self.n_replicates, feature_dim),
             maxshape=(None, self.n_replicates, feature_dim),
             dtype=dtype,
@@ -178,12 +187,18 @@ class ActivationWriter:
         )
         dset.attrs["original_shape"] = np.asarray(original_shape, dtype=np.int64)
         dset.attrs["feature_dim"] = feature_dim
-        for key, value in attrs.items():
-            dset.attrs[key] = encode_attr(value)
+        for attr, value in {**attrs, "name": name}.items():
+            dset.attrs[attr] = encode_attr(value)
         if group == LAYERS_GROUP:
             self.layer_order.append(name)
-        self.datasets.append(f"{group}/{name}")
+            self.keys[name] = key
+        self.datasets.append(path)
         return dset
+
+    @staticmethod
+    def path_of(name: str, group: str = LAYERS_GROUP) -> str:
+        """The path below ``/{model}`` of layer ``name`` in ``group``."""
+        return f"{group}/{layer_key(name)}"
 
     def add_rows(
         self,
@@ -223,7 +238,7 @@ class ActivationWriter:
         stop = start + len(jitter)
         self.jitter[start:stop] = jitter
         for name, array in values.items():
-            self._write(self.layers[name], name, start, stop, array)
+            self._write(self.layers[self.keys[name]], name, start, stop, array)
         for path, array in (extra or {}).items():
             self._write(self.group[path], path, start, stop, array)
 
