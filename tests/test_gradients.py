@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from actpipe.errors import LayerError, ModelError, StimulusError, TargetError
 from actpipe.extraction import ExtractionOptions, extract_activations, reduce_output
 from actpipe.gradients import GradientCapture, GradientOptions, Target, compute_gradients
+from actpipe.gradients.targets import select
 from actpipe.models import LayerSpec, ModelSpec, build_model
 from actpipe.preprocess import expose, prepare_image
 from actpipe.stimuli import load_stimulus_folder, materialise_stimuli
@@ -264,9 +265,9 @@ def test_gradients_equal_central_finite_differences():
             delta[torch.arange(k), :, torch.arange(k)] = eps
             delta = delta.reshape(k * 2, *a.shape[1:])
             repeated, repeated_labels = inputs.repeat(k, 1, 1, 1), labels.repeat(k)
-            up = target.select(shifted_output(model, module, repeated, delta)[0], repeated_labels)
-            down = target.select(
-                shifted_output(model, module, repeated, -delta)[0], repeated_labels
+            up = select(target, shifted_output(model, module, repeated, delta)[0], repeated_labels)
+            down = select(
+                target, shifted_output(model, module, repeated, -delta)[0], repeated_labels
             )
             numeric = ((up[0] - down[0]) / (2 * eps)).reshape(k, 2).T
             np.testing.assert_allclose(
@@ -609,3 +610,32 @@ def test_flattened_layers_may_be_multiplied_from_a_gradient_only_file(tmp_path):
     with h5py.File(tmp_path / "s.h5", "r") as s, h5py.File(tmp_path / "m.h5", "r") as m:
         np.testing.assert_array_equal(s["labels"][()], m["labels"][()])
         np.testing.assert_allclose(s["centroids"][()], m["centroids"][()], rtol=1e-5, atol=1e-9)
+
+
+def test_gradients_block_round_trips_in_canonical_form():
+    for block in (
+        {},
+        {"target": {"label": "digit", "classes": {"b": 2, "a": 1}}, "store": ["gradient"]},
+        {"target": {"index": 3}, "batch_size": 8},
+        {"target": {"loss": "digit"}, "store": ["activation_x_gradient", "gradient"]},
+    ):
+        options = GradientOptions.from_config(block)
+        again = GradientOptions.from_config(options.to_config())
+        assert again == options and again.to_config() == options.to_config()
+    assert GradientOptions.from_config({}).to_config() == {
+        "store": ["gradient", "activation_x_gradient"],
+        "target": "predicted",
+    }
+
+
+def test_the_settings_module_imports_neither_torch_nor_numpy():
+    """The workflow parses gradients blocks at parse time, without the heavy libraries."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import actpipe.gradients.settings; "
+        "print(sorted(m for m in ('torch', 'numpy', 'h5py') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -29,8 +29,9 @@ from ..errors import LayerError, ModelError
 from ..extraction.capture import first_tensor, reduce_output
 from ..models.layers import check_layer_names
 from ..models.spec import LayerSpec
-from ..storage.format import ACTIVATION_X_GRADIENT, GRADIENT, QUANTITIES
-from .targets import Target
+from ..results import ACTIVATION_X_GRADIENT, GRADIENT, QUANTITIES
+from .settings import Target
+from .targets import select
 
 
 @dataclass
@@ -123,7 +124,7 @@ class GradientCapture:
                 with self.autocast():
                     output = self.model(inputs)
                 logits = self._logits(output)
-                value, index = target.select(logits, label_index)
+                value, index = select(target, logits, label_index)
                 missing = [name for name in names if name not in self.outputs]
                 if missing:
                     raise LayerError(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,69 +37,12 @@ from ..models.spec import ModelSpec
 from ..preprocess import Jitter, expose, prepare_image
 from ..stimuli import StimulusSet
 from ..storage import ActivationWriter
-from ..storage.format import (
-    ACTIVATION_X_GRADIENT,
-    GRADIENT,
-    LAYERS_GROUP,
-    PREDICTED_INDEX,
-    QUANTITIES,
-    TARGET_INDEX,
-    TARGET_VALUE,
-)
+from ..storage.format import LAYERS_GROUP, PREDICTED_INDEX, TARGET_INDEX, TARGET_VALUE
 from .capture import GradientCapture
-from .targets import Target
+from .settings import GradientOptions, Target
+from .targets import check_outputs, class_indices
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GradientOptions:
-    """A model's ``gradients:`` block: the target, what is stored, the batch size.
-
-    ``store`` lists ``gradient`` and/or ``activation_x_gradient`` (default both);
-    ``batch_size`` (exposures per forward and backward pass) defaults to the model's.
-    """
-
-    target: Target = field(default_factory=Target)
-    store: tuple[str, ...] = QUANTITIES
-    batch_size: int | None = None
-
-    @classmethod
-    def from_config(cls, block: Any, where: str = "gradients") -> GradientOptions:
-        """Parse ``{target: ..., store: [...], batch_size: N}`` (``true``: all defaults)."""
-        if block is True or block is None:
-            block = {}
-        if not isinstance(block, dict):
-            raise ModelError(f"{where}: expected a mapping (target, store, batch_size)")
-        unknown = sorted(set(block) - {"target", "store", "batch_size"})
-        if unknown:
-            raise ModelError(f"{where}: unknown key(s) {unknown}; keys: target, store, batch_size")
-        store = block.get("store", list(QUANTITIES))
-        if isinstance(store, str):
-            store = [store]
-        bad = [q for q in store if q not in QUANTITIES]
-        if bad or not store:
-            raise ModelError(f"{where}.store: {store!r}; list some of {', '.join(QUANTITIES)}")
-        batch_size = block.get("batch_size")
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ModelError(f"{where}.batch_size must be a positive integer, got {batch_size!r}")
-        return cls(
-            Target.from_config(block.get("target", "predicted"), f"{where}.target"),
-            tuple(q for q in QUANTITIES if q in store),
-            batch_size,
-        )
-
-    @property
-    def primary(self) -> str:
-        """The quantity in ``/{model}/layers``: activation x gradient when stored."""
-        return ACTIVATION_X_GRADIENT if ACTIVATION_X_GRADIENT in self.store else GRADIENT
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "target": self.target.to_dict(),
-            "store": list(self.store),
-            "batch_size": self.batch_size,
-        }
 
 
 def _first_exposure(stimuli: StimulusSet, spec: ModelSpec, options: ExtractionOptions):
@@ -149,7 +92,7 @@ def compute_gradients(
     gradients = gradients or GradientOptions()
     target = gradients.target
     stimuli = select_stimuli(stimuli, rows)
-    class_index = target.class_indices(stimuli, where)
+    class_index = class_indices(target, stimuli, where)
     index_of = (
         None if class_index is None else dict(zip(stimuli.ids, class_index.tolist(), strict=True))
     )
@@ -169,7 +112,7 @@ def compute_gradients(
     try:
         set_deterministic(options.seed, device)
         probe = capture.run(model.prepare(_first_exposure(stimuli, spec, options)), Target())
-        target.check_outputs(probe.n_outputs, class_index, where)
+        check_outputs(target, probe.n_outputs, class_index, where)
         log.info(
             "%s: gradients of %s (%d outputs) for %d layers; storing %s",
             where,

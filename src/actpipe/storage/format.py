@@ -40,6 +40,11 @@ from typing import Any
 import numpy as np
 
 from ..names import layer_key, layer_name
+from ..results import (  # noqa: F401 (the gradient file's group names, part of the layout)
+    ACTIVATION_X_GRADIENT,
+    GRADIENT,
+    QUANTITIES,
+)
 
 FORMAT_VERSION = 2
 LAYOUT = "layer-major"
@@ -48,11 +53,6 @@ LAYERS_GROUP = "layers"
 STIMULUS_IDS = "stimulus_ids"
 JITTER = "jitter"
 JITTER_FIELDS = ("dx_px", "dy_px", "rotation_deg", "scale")
-GRADIENT = "gradient"
-ACTIVATION_X_GRADIENT = "activation_x_gradient"
-QUANTITIES = (GRADIENT, ACTIVATION_X_GRADIENT)
-"""What a gradient file's layers hold (the ``quantity`` attribute of a layer dataset, and the
-name of the group holding it). Layers of activation files have no ``quantity``."""
 TARGET_INDEX = "target_index"
 TARGET_VALUE = "target_value"
 PREDICTED_INDEX = "predicted_index"
