@@ -92,7 +92,8 @@ def _scope(pset, block):
 
 
 PARAMETER_SET_SCOPE = {
-    name: _scope(name, block) for name, block in config["clustering"]["parameter_sets"].items()
+    name: _scope(name, block)
+    for name, block in config["clustering"]["parameter_sets"].items()
 }
 # How a clustering job reads (not what it computes): not compared, so it reruns nothing.
 PARAMETER_SET_RUN = {
@@ -370,7 +371,8 @@ def cluster_folders():
 
 def _gradient_settings(model):
     """A model's gradients block (its own, else extraction.gradients) in canonical form, and
-    the stimulus sets it applies to (its `stimuli:`, default all); (None, []) without one."""
+    the stimulus sets it applies to (its `stimuli:`, default all); (None, []) without one.
+    """
     block = MODELS[model]
     own = "gradients" in block
     settings = block["gradients"] if own else EXTRACTION_GRADIENTS
@@ -403,7 +405,9 @@ def _gradient_settings(model):
 GRADIENTS, GRADIENT_SETS = {}, {}
 for _model in MODELS:
     GRADIENTS[_model], GRADIENT_SETS[_model] = _gradient_settings(_model)
-GRADIENT_MODELS = [model for model, settings in GRADIENTS.items() if settings is not None]
+GRADIENT_MODELS = [
+    model for model, settings in GRADIENTS.items() if settings is not None
+]
 
 
 def gradient_files():
@@ -437,7 +441,9 @@ def check_gradient_inputs():
                     f"{ACTIVATION_X_GRADIENT}"
                 )
             missing = [
-                s for s in PARAMETER_SET_SCOPE[pset]["stimuli"] if s not in GRADIENT_SETS[model]
+                s
+                for s in PARAMETER_SET_SCOPE[pset]["stimuli"]
+                if s not in GRADIENT_SETS[model]
             ]
             if missing:
                 raise WorkflowError(
