@@ -639,3 +639,20 @@ def test_the_settings_module_imports_neither_torch_nor_numpy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_layers_going_by_another_name_are_stored_under_it(tmp_path):
+    folder = labelled_folder(tmp_path, ["0", "1", "2"])
+    spec = tiny_spec(
+        [{"name": "conv2", "as": "second/conv", "reduce": "flatten"}],
+        name="tests.helpers.models:small_net",
+    )
+    out = compute_gradients(spec, folder, tmp_path / "g.h5", options(n_replicates=1))
+    with h5py.File(out, "r") as f:
+        (key,) = f["tiny/gradient"].keys()
+        assert key == "second~2Fconv"
+        dataset = f["tiny/activation_x_gradient"][key]
+        assert dataset.attrs["name"] == "second/conv" and dataset.attrs["module"] == "conv2"
+    from actpipe.storage.reader import read_layer
+
+    assert read_layer(out, "tiny", "second/conv").shape == (3, 1, 6 * 8 * 8)
