@@ -12,6 +12,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -36,6 +39,7 @@ include: "workflow/rules/extraction.smk"
 include: "workflow/rules/gradients.smk"
 include: "workflow/rules/clustering.smk"
 include: "workflow/rules/aggregation.smk"
+include: "workflow/rules/site.smk"
 
 
 rule all:

@@ -192,3 +192,46 @@ def test_config_errors_stop_the_workflow_before_any_job(tmp_path, edit, message)
     proc = run_snakemake(tmp_path, "-n", "--cores", "1", check=False)
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
+
+
+def site_data(site, key: str):
+    """The JSON of a site data file (``actpipeData("key", {...});``)."""
+    text = (site / "data" / f"{key}.js").read_text()
+    prefix = f'actpipeData("{key}",'
+    assert text.startswith(prefix)
+    return json.loads(text[len(prefix) : text.rindex(")")])
+
+
+def test_the_site_has_an_agreement_page_and_cluster_paths_of_act_x_grad(finished):
+    from actpipe.agreement import input_agreement
+    from actpipe.report import ClusterRun
+
+    site = finished / "results/site"
+    index = site_data(site, "index")
+    page = next(p for p in index["pages"] if p["name"] == "agreement")
+    assert page["info"]["entries"] == [
+        {"set": "digits", "model": "resnet18", "key": "digits/resnet18", "labels": ["digit"]}
+    ]
+    base = finished / "results/clusters/digits/resnet18"
+    runs = [ClusterRun.read(base / p) for p in ("kmeans_k3", "spectral_acts", "spectral_xgrad")]
+    (expected,) = input_agreement(runs)
+    data = site_data(site, "agreement/digits/resnet18")
+    (table,) = data["tables"]
+    assert table["pairs"] == json.loads(json.dumps(expected["pairs"]))
+    assert [c["ari"] for c in table["parameter_sets"]] == [
+        c["ari"] for c in expected["parameter_sets"]
+    ]
+    assert table["parameter_sets"][-1]["run"] == "digits/resnet18/spectral_xgrad"
+    (section,) = page["info"]["overview"]
+    assert section["rows"][0][:4] == [
+        "digits",
+        "resnet18",
+        "digit",
+        "spectral_xgrad vs spectral_acts",
+    ]
+    # the act x grad run is a run like any other: its cluster-paths data and distances
+    run = site_data(site, "runs/digits/resnet18/spectral_xgrad/run")
+    assert run["layers"] == ["layer1", "layer3", "avgpool"]
+    with h5py.File(base / "spectral_xgrad/distances.h5", "r") as f:
+        assert "activations x gradients" in f["layer3"].attrs["space"]
+        assert f["layer3"].attrs["nearest_own"] > 0.5

@@ -26,7 +26,12 @@ from actpipe.config import (  # noqa: E402
 from actpipe.errors import ClusteringError, ModelError  # noqa: E402
 from actpipe.gradients.settings import GradientOptions  # noqa: E402
 from actpipe.names import entry_names, layer_key  # noqa: E402
-from actpipe.results import ACTIVATION_X_GRADIENT, CLUSTER_OUTPUTS  # noqa: E402
+from actpipe.results import (  # noqa: E402
+    ACTIVATION_X_GRADIENT,
+    CLUSTER_OUTPUTS,
+    MEMBER_DISTANCES,
+    THUMBNAILS,
+)
 
 SCHEMA_FILE = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -334,6 +339,19 @@ def cluster_outputs(folder):
     return {key: f"{folder}/{name}" for key, name in CLUSTER_OUTPUTS.items()}
 
 
+def aggregate_outputs():
+    """The outputs of rule aggregate_clusters; the quality table goes into the report."""
+    out = cluster_outputs("results/clusters/{stimset}/{model}/{pset}")
+    out["quality"] = report(
+        out["quality"],
+        caption="../report/quality.rst",
+        category="Quality",
+        subcategory="{stimset}",
+        labels={"model": "{model}", "parameter set": "{pset}"},
+    )
+    return out
+
+
 def gradient_file(stimset, model):
     """A model's gradient file on a set (rule compute_gradients), which a parameter set with
     `input: activations_x_gradients` reads."""
@@ -503,10 +521,60 @@ def get_report_inputs(wildcards):
 
 
 def get_final_output():
-    targets = ["results/report.md"]
+    targets = ["results/report.md", *site_targets()]
     for stimset in STIMULI:
         targets.append(f"results/activations/{PREFIX}_{stimset}.h5")
     targets += gradient_files()
     for folder in cluster_folders():
         targets += list(cluster_outputs(folder).values())
     return targets
+
+
+# The results site (workflow/rules/site.smk, docs/site.md).
+SITE = canonical(config["site"], SCHEMA["properties"]["site"], SCHEMA)
+THUMBNAIL_OPTIONS = {k: v for k, v in SITE.items() if k.startswith("thumbnail_")}
+SITE_RUN_FILES = ("metadata", "quality", "paths", "transitions")
+
+
+def site_runs():
+    """Every (stimulus set, model, parameter set) the site shows, in config order."""
+    return [
+        [s, m, p]
+        for s in STIMULI
+        for m in MODELS
+        for p in PARAMETER_SETS
+        if applies(p, s, m)
+    ]
+
+
+def site_targets():
+    return ["results/site"] if SITE["enabled"] else []
+
+
+def get_distance_inputs(wildcards):
+    """The layer files of a clustering and what it read (activations, maybe gradients)."""
+    return {
+        "layers": get_layer_cluster_files(wildcards),
+        **get_cluster_inputs(wildcards),
+    }
+
+
+def get_site_inputs(wildcards):
+    """Thumbnails of every set, and the aggregated files and distances of every run.
+
+    A later analysis whose page reads its own outputs adds them here (docs/site.md).
+    """
+    return {
+        "thumbnails": [f"{THUMBNAILS}/{stimset}" for stimset in STIMULI],
+        "runs": [
+            path
+            for stimset, model, pset in site_runs()
+            for path in (
+                *(
+                    cluster_outputs(f"results/clusters/{stimset}/{model}/{pset}")[k]
+                    for k in SITE_RUN_FILES
+                ),
+                f"results/clusters/{stimset}/{model}/{pset}/{MEMBER_DISTANCES}",
+            )
+        ],
+    }

@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "merge",
     "layers",
     "cluster",
+    "serve",
 )
 
 
