@@ -149,7 +149,9 @@ def test_editing_the_target_reruns_gradients_and_their_clusterings_only(finished
         "compute_gradients": "1",
         "cluster_layer": "3",
         "aggregate_clusters": "1",
+        "member_distances": "1",
         "write_report": "1",
+        "build_site": "1",
         "all": "1",
     }
     assert run_snakemake(finished, "-n", "--cores", "2").stdout.count("rule ") == 0
@@ -231,7 +233,49 @@ def test_the_site_has_an_agreement_page_and_cluster_paths_of_act_x_grad(finished
     ]
     # the act x grad run is a run like any other: its cluster-paths data and distances
     run = site_data(site, "runs/digits/resnet18/spectral_xgrad/run")
-    assert run["layers"] == ["layer1", "layer3", "avgpool"]
+    assert [layer["name"] for layer in run["layers"]] == ["layer1", "layer3", "avgpool"]
+    assert run["layers"][1]["space"] == "replicate mean, activations x gradients"
+    assert run["layers"][1]["quality"]["ari_digit"] == pytest.approx(
+        quality_ari(base / "spectral_xgrad")["layer3"]
+    )
     with h5py.File(base / "spectral_xgrad/distances.h5", "r") as f:
         assert "activations x gradients" in f["layer3"].attrs["space"]
         assert f["layer3"].attrs["nearest_own"] > 0.5
+
+
+@pytest.mark.browser
+def test_the_agreement_page_draws_in_chromium(finished):
+    """The page opens from disk in headless Chromium with no error, its table holds the
+    quality tables' ARI, and its links lead to the act x grad run's cluster paths."""
+    from pathlib import Path
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("no Chromium at /usr/bin/chromium (tests/browser/install.sh installs it)")
+    base = finished / "results/clusters/digits/resnet18"
+    xgrad = quality_ari(base / "spectral_xgrad")
+    problems: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        url = (finished / "results/site/index.html").as_uri()
+        page.goto(url + "#/agreement/digits/resnet18")
+        page.wait_for_selector("body[data-ready='agreement'], body[data-ready='error']")
+        assert page.evaluate("() => document.body.dataset.ready") == "agreement"
+        text = page.inner_text("main")
+        assert "Activations vs activation × gradient: resnet18 on digits" in text
+        assert f"{xgrad['layer3']:.3f}" in text
+        assert page.locator(".js-plotly-plot").count() == 1
+        page.click('a:has-text("spectral_xgrad (act × grad)")')
+        page.wait_for_selector("body[data-ready='paths'], body[data-ready='error']")
+        assert page.evaluate("() => document.body.dataset.ready") == "paths"
+        page.goto(url + "#/overview")
+        page.wait_for_selector("body[data-ready='overview']")
+        assert "Activations vs activations × gradients" in page.inner_text("main")
+        browser.close()
+    assert problems == []
