@@ -64,6 +64,7 @@ rule build_site:
     params:
         options=SITE,
         runs=site_runs(),
+        thumbnails=THUMBNAILS,
         version=ACTPIPE_VERSION,
     script:
         "../scripts/build_site.py"

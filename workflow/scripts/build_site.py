@@ -4,8 +4,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
-from actpipe.logs import logging_to  # noqa: E402
-from actpipe.site import SiteOptions, build_site  # noqa: E402
+from actpipe.logs import logging_to
+from actpipe.site import SiteOptions, build_site
 
 with logging_to(snakemake.log[0]):
     build_site(
@@ -13,6 +13,6 @@ with logging_to(snakemake.log[0]):
         snakemake.output[0],
         runs=[tuple(run) for run in snakemake.params.runs],
         options=SiteOptions.from_config(snakemake.params.options),
-        thumbnails="results/thumbnails",
+        thumbnails=snakemake.params.thumbnails,
         jobs=snakemake.threads,
     )
