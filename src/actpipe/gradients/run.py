@@ -15,7 +15,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
@@ -38,14 +37,16 @@ from ..preprocess import Jitter, expose, prepare_image
 from ..stimuli import StimulusSet
 from ..storage import ActivationWriter
 from ..storage.format import LAYERS_GROUP, PREDICTED_INDEX, TARGET_INDEX, TARGET_VALUE
-from .capture import GradientCapture
+from .capture import GradientBatch, GradientCapture
 from .settings import GradientOptions, Target
 from .targets import check_outputs, class_indices
 
 log = logging.getLogger(__name__)
 
 
-def _first_exposure(stimuli: StimulusSet, spec: ModelSpec, options: ExtractionOptions):
+def _first_exposure(
+    stimuli: StimulusSet, spec: ModelSpec, options: ExtractionOptions
+) -> torch.Tensor:
     """The unjittered first readable image as a batch of one (for the check before the pass)."""
     for path in stimuli.paths:
         try:
@@ -138,7 +139,7 @@ def compute_gradients(
 
     secondary = [q for q in gradients.store if q != gradients.primary]
 
-    def add_datasets(result: Any) -> None:
+    def add_datasets(result: GradientBatch) -> None:
         for quantity in gradients.store:
             group = LAYERS_GROUP if quantity == gradients.primary else quantity
             for layer in spec.layers:
