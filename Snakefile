@@ -40,6 +40,7 @@ include: "workflow/rules/gradients.smk"
 include: "workflow/rules/clustering.smk"
 include: "workflow/rules/aggregation.smk"
 include: "workflow/rules/site.smk"
+include: "workflow/rules/similarity.smk"
 
 
 rule all:

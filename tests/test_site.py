@@ -463,25 +463,28 @@ def heatmap(title: str, rows: int, cols: int) -> dict:
     }
 
 
-def test_similarity_page_appears_with_heatmaps_and_skips_broken_ones(tmp_path: Path, caplog):
+def test_heatmap_page_appears_with_heatmaps_and_skips_broken_ones(tmp_path: Path, caplog):
     root = tmp_path / "results"
     synthetic_results(root, n_stimuli=10, n_models=1)
-    folder = root / "similarity" / "synthetic"
+    folder = root / "transformer" / "synthetic"
     folder.mkdir(parents=True)
     (folder / "cka.heatmap.json").write_text(json.dumps(heatmap("CKA <a> x b", 3, 2)))
     broken = heatmap("broken", 3, 2)
     broken["values"][1] = [1.0]
     (folder / "broken.heatmap.json").write_text(json.dumps(broken))
-    with open(root / "similarity" / "best_layers.tsv", "w") as fh:
+    with open(root / "transformer" / "best_layers.tsv", "w") as fh:
         fh.write("stimulus_set\tlabel\tmodel\tlayer\tmeasure\tscore\n")
         fh.write("synthetic\tlabel\tmodel00\tlayer2\tRSA\t0.4\n")
         fh.write("synthetic\tlabel\tmodel01\tlayer1\tRSA\t0.7\n")
+    # the similarity page shows the similarity analysis's own files (compare.h5), not heatmaps
+    (root / "similarity").mkdir()
+    (root / "similarity" / "a.heatmap.json").write_text(json.dumps(heatmap("x", 2, 2)))
     with caplog.at_level(logging.WARNING, logger="actpipe.site.heatmaps"):
         site = build_site(root).path
     assert "broken.heatmap.json: row 1 of 'values' must hold 2 numbers" in caplog.text
     pages = {p["name"]: p for p in read_data(site, "index")["pages"]}
-    assert "similarity" in pages and "transformer" not in pages
-    info = pages["similarity"]["info"]
+    assert "transformer" in pages and "similarity" not in pages
+    info = pages["transformer"]["info"]
     assert [m["file"] for m in info["maps"]] == ["synthetic/cka.heatmap.json"]
     data = read_data(site, info["maps"][0]["key"])
     assert data["y"]["labels"] == ["<a0>", "<a1>", "<a2>"] and data["values"][2] == [0.2, 0.3]

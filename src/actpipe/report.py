@@ -144,8 +144,12 @@ def _best_by_label(runs: list[ClusterRun]) -> list[str]:
     return lines
 
 
-def render_report(folders: list[PathLike]) -> str:
-    """The Markdown report of the given (set, model, parameter set) folders."""
+def render_report(folders: list[PathLike], similarity: list[PathLike] | None = None) -> str:
+    """The Markdown report of the given (set, model, parameter set) folders.
+
+    ``similarity``: ``compare.h5`` files whose section (:mod:`actpipe.similarity.report`)
+    follows the clustering sections.
+    """
     runs = [ClusterRun.read(folder) for folder in folders]
     by_set: dict[str, list[ClusterRun]] = {}
     for run in runs:
@@ -184,12 +188,18 @@ def render_report(folders: list[PathLike]) -> str:
                 f"{common}. Files: `{run.folder.as_posix()}/`.",
                 "",
             ]
+    if similarity:
+        from .similarity.report import render_section
+
+        lines += render_section(similarity)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_report(folders: list[PathLike], output: PathLike) -> Path:
-    """Write :func:`render_report` of ``folders`` to ``output`` (atomically)."""
-    text = render_report(folders)
+def write_report(
+    folders: list[PathLike], output: PathLike, similarity: list[PathLike] | None = None
+) -> Path:
+    """Write :func:`render_report` of ``folders`` (and ``similarity`` files) to ``output``."""
+    text = render_report(folders, similarity)
     with atomic_output(output) as tmp:
         Path(tmp).write_text(text)
     return Path(output)

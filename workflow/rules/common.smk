@@ -183,12 +183,25 @@ ONNX_CACHE = "results/models/instrumented"
 
 
 def model_files(model):
-    """The weights or ONNX file of a model when the workflow produces it (else none)."""
+    """The weights or ONNX file of a model: one the workflow produces, or a local file.
+
+    A local file is an input, so replacing it (a retrained checkpoint, a new export) reruns
+    the model's jobs. A file that does not exist is left to the model check, which says what
+    to do. (An ONNX model's external data files are covered by the checksum recorded in the
+    activation file, not by this.)
+    """
     block = MODELS[model]
     paths = [block.get("weights", ""), block.get("path", "")]
     if block["source"] == "onnx":
         paths.append(block.get("name", ""))
-    return [p for p in paths if p in PRODUCED_MODEL_FILES]
+    return list(
+        dict.fromkeys(
+            p
+            for p in paths
+            if p in PRODUCED_MODEL_FILES
+            or (p not in ("", "random", "pretrained", "file") and Path(p).is_file())
+        )
+    )
 
 
 def get_model_files(wildcards):
@@ -514,10 +527,12 @@ def uses_gpu(wildcards):
 def get_report_inputs(wildcards):
     """What the report reads of every (set, model, parameter set) folder, by kind."""
     folders = cluster_folders()
-    return {
+    inputs = {
         kind: [cluster_outputs(folder)[kind] for folder in folders]
         for kind in ("metadata", "quality", "paths")
     }
+    inputs["similarity"] = similarity_report_inputs()
+    return inputs
 
 
 def get_final_output():
@@ -527,6 +542,7 @@ def get_final_output():
     targets += gradient_files()
     for folder in cluster_folders():
         targets += list(cluster_outputs(folder).values())
+    targets += similarity_outputs()
     return targets
 
 
@@ -560,7 +576,8 @@ def get_distance_inputs(wildcards):
 
 
 def get_site_inputs(wildcards):
-    """Thumbnails of every set, and the aggregated files and distances of every run.
+    """Thumbnails of every set, the aggregated files and distances of every run, and the
+    similarity outputs (the similarity page) when similarity is enabled.
 
     A later analysis whose page reads its own outputs adds them here (docs/site.md).
     """
@@ -577,4 +594,97 @@ def get_site_inputs(wildcards):
                 f"results/clusters/{stimset}/{model}/{pset}/{MEMBER_DISTANCES}",
             )
         ],
+        "similarity": similarity_site_inputs(),
     }
+
+
+# --------------------------------------------------------------------------- similarity
+# Representational similarity (workflow/rules/similarity.smk, docs/similarity.md).
+
+SIMILARITY = canonical(config["similarity"], SCHEMA["properties"]["similarity"], SCHEMA)
+SIMILARITY_RUN_KEYS = ("block_mb", "memory_mb")
+RDM_KEYS = ("distances", "max_stimuli", "seed", "balance_by", "max_conditions")
+
+
+def similarity_enabled():
+    return bool(SIMILARITY["enabled"])
+
+
+def similarity_params(rule):
+    """What a similarity rule computes with: compute_rdms only what RDMs depend on,
+    compare_layers the rest of the block (memory settings are run settings, below)."""
+    block = {k: v for k, v in SIMILARITY.items() if k not in SIMILARITY_RUN_KEYS}
+    block.pop("enabled")
+    if rule == "compute_rdms":
+        return {k: v for k, v in block.items() if k in RDM_KEYS}
+    return block
+
+
+SIMILARITY_RUN = SimpleNamespace(**{k: SIMILARITY[k] for k in SIMILARITY_RUN_KEYS})
+
+
+def check_similarity_config():
+    """Cross-validated distances need replicates: stop before any job runs otherwise."""
+    if not similarity_enabled():
+        return
+    cv = [d for d in SIMILARITY.get("distances", []) if d == "crossnobis"]
+    if cv and config.get("extraction", {}).get("n_replicates", 1) < 2:
+        raise WorkflowError(
+            "similarity.distances: 'crossnobis' is cross-validated across replicates and "
+            "needs extraction.n_replicates >= 2; raise n_replicates or drop crossnobis"
+        )
+
+
+check_similarity_config()
+
+
+def similarity_mem_mb(kind):
+    """Memory of a similarity job (MB): its tiles or accumulators plus the condensed RDMs."""
+    block = float(SIMILARITY.get("block_mb", 256))
+    memory = float(SIMILARITY.get("memory_mb", 1024))
+    n = int(SIMILARITY.get("max_stimuli", 5000))
+    rdm_mb = len(SIMILARITY.get("distances", ["correlation"])) * 8 * n * n / 2 / 2**20
+    if kind == "rdms":
+        return int(2 * block + rdm_mb + 500)
+    return int(memory * 1.5 + 2 * rdm_mb + 500)
+
+
+def get_set_rdm_files(wildcards):
+    return [
+        f"results/similarity/{wildcards.stimset}/{model}/rdms.h5" for model in MODELS
+    ]
+
+
+def similarity_outputs():
+    """Every similarity output of the run (none when similarity.enabled is false)."""
+    if not similarity_enabled():
+        return []
+    targets = []
+    for stimset in STIMULI:
+        targets += [f"results/similarity/{stimset}/{model}/rdms.h5" for model in MODELS]
+        targets += [
+            f"results/similarity/{stimset}/compare.h5",
+            f"results/similarity/{stimset}/compare.tsv",
+        ]
+    return targets
+
+
+def similarity_report_inputs():
+    """The comparisons the report's similarity section is rendered from."""
+    if not similarity_enabled():
+        return []
+    return [f"results/similarity/{stimset}/compare.h5" for stimset in STIMULI]
+
+
+def similarity_site_inputs():
+    """What the site's similarity page reads: each set's comparison and its models' RDMs."""
+    if not similarity_enabled():
+        return []
+    return [
+        path
+        for stimset in STIMULI
+        for path in (
+            f"results/similarity/{stimset}/compare.h5",
+            *(f"results/similarity/{stimset}/{model}/rdms.h5" for model in MODELS),
+        )
+    ]

@@ -8,4 +8,8 @@ from actpipe.logs import logging_to
 from actpipe.report import write_report
 
 with logging_to(snakemake.log[0]):
-    write_report([Path(f).parent for f in snakemake.input.metadata], snakemake.output[0])
+    write_report(
+        [Path(f).parent for f in snakemake.input.metadata],
+        snakemake.output[0],
+        list(snakemake.input.similarity),
+    )

@@ -24,6 +24,8 @@ COMMANDS: tuple[str, ...] = (
     "layers",
     "cluster",
     "serve",
+    "rdm",
+    "compare",
 )
 
 
@@ -31,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="actpipe",
         description="Activations of neural networks on stimulus folders: inspect, convert, "
-        "cluster.",
+        "cluster, compare.",
     )
     parser.add_argument("--version", action="version", version=f"actpipe {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -3,11 +3,14 @@
 * ``--layout per-stimulus FILE OUT``: an activation file as ``/{model}/{stimulus_id}/{layer}``.
 * ``--layout gatormind RESULTS_DIR... OUT_DIR``: parameter sets' clusters as the cluster-path
   dashboard's ``metadata.json``, ``set_NN/paths.json`` and ``set_NN/centroids.json``.
+* ``--layout rsatoolbox RDMS_H5 OUT``: RDMs as rsatoolbox's ``save_rdm`` writes them.
 """
 
 from __future__ import annotations
 
 import argparse
+
+RSATOOLBOX = "rsatoolbox"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "export",
-        help="write an activation file in the older per-stimulus layout, or clusters in the "
-        "cluster-path dashboard's layout",
+        help="write an activation file in the older per-stimulus layout, clusters in the "
+        "cluster-path dashboard's layout, or RDMs for rsatoolbox",
         description=f"--layout {PER_STIMULUS} FILE OUT: write FILE (per-model or per-set) as "
         "OUT in the layout /{model}/{stimulus_id}/{layer}, one (n_replicates, feature_dim) "
         f"dataset per stimulus and layer, as the older tools read it. --layout "
@@ -26,14 +29,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "as OUT_DIR/metadata.json ({num_examples, layers, k, ...}) and "
         "OUT_DIR/set_01/paths.json (example id -> cluster at each layer; -1: dropped), "
         "OUT_DIR/set_01/centroids.json (layer -> centroid vectors), set_02, ... in the order "
-        "given. See docs/format.md.",
+        f"given. See docs/format.md. --layout {RSATOOLBOX} RDMS_H5 OUT: the RDMs of an "
+        "rdms.h5 (--distance, --label) as rsatoolbox's save_rdm writes them "
+        "(docs/similarity.md).",
     )
     parser.add_argument(
         "sources",
         nargs="+",
         metavar="SOURCE",
         help=f"{PER_STIMULUS}: one activation file; {DASHBOARD_LAYOUT}: one or more "
-        "parameter set folders",
+        f"parameter set folders; {RSATOOLBOX}: one rdms.h5",
     )
     parser.add_argument(
         "out", metavar="OUT", help="the file (or, for the dashboard, the folder) to write"
@@ -41,9 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--layout",
         required=True,
-        choices=[PER_STIMULUS, DASHBOARD_LAYOUT],
+        choices=[PER_STIMULUS, DASHBOARD_LAYOUT, RSATOOLBOX],
         help="the layout to write",
     )
+    parser.add_argument("--distance", help="rsatoolbox: the RDMs of this distance (first)")
+    parser.add_argument("--label", help="rsatoolbox: the condition RDMs of this label")
     parser.add_argument(
         "--model",
         action="append",
@@ -69,6 +76,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..dashboard_layout import DASHBOARD_LAYOUT, DEFAULT_EXAMPLE_KEY, export_dashboard
+
+    if args.layout == RSATOOLBOX:
+        from ..similarity.files import export_rsatoolbox
+
+        if len(args.sources) != 1:
+            raise ValueError(f"--layout {RSATOOLBOX} exports one rdms.h5")
+        out = export_rsatoolbox(args.sources[0], args.out, args.distance, args.label)
+        print(f"wrote {out} (rsatoolbox.rdm.load_rdm reads it)")
+        return 0
+    if args.distance or args.label:
+        raise ValueError(f"--distance and --label apply to --layout {RSATOOLBOX}")
     from ..storage.convert import export_per_stimulus
 
     if args.layout == DASHBOARD_LAYOUT:

@@ -102,12 +102,13 @@ def open_backend(
         weights = {
             "kind": "onnx",
             "path": os.path.abspath(spec.arch),
-            "sha256": capture.source_sha256,
+            **capture.checksum.describe(),
         }
         runtime = {
             "backend": "onnxruntime",
             "providers": capture.providers,
             "instrumented": str(capture.path),
+            **capture.describe(),
             "autocast": "none",
             "autocast_requested": autocast or "none",
             "channels_last": False,
