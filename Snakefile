@@ -36,6 +36,7 @@ wildcard_constraints:
 include: "workflow/rules/stimuli.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/extraction.smk"
+include: "workflow/rules/gradients.smk"
 include: "workflow/rules/clustering.smk"
 include: "workflow/rules/aggregation.smk"
 include: "workflow/rules/site.smk"

@@ -179,6 +179,9 @@ def aggregate_clusters(
             centroids_json[name] = entry
 
     files = data_files(activations, model)
+    gradients = first["attrs"].get("gradients")  # activations x gradients: the gradient file
+    if gradients:
+        files += [f for f in data_files(gradients, model) if f not in files]
     metadata = {
         **(context or {}),
         "model": model,
@@ -201,6 +204,7 @@ def aggregate_clusters(
         "dropped": {n: layer["attrs"]["dropped"] for n, layer in zip(names, layers, strict=True)},
         "source_files": {
             "activations": str(activations),
+            "gradients": gradients,
             "checksums": [
                 {"path": str(p), "sha256": sha256_file(p, cache_dir=checksum_cache)} for p in files
             ],

@@ -26,3 +26,11 @@ THUMBNAILS = "results/thumbnails"
 
 LAYER_CLUSTERS_DIR = "layers"
 """Sub-folder of a parameter set's folder holding one clustering file per layer."""
+
+GRADIENT = "gradient"
+ACTIVATION_X_GRADIENT = "activation_x_gradient"
+QUANTITIES = (GRADIENT, ACTIVATION_X_GRADIENT)
+"""What a gradient file (``results/gradients/{set}/{model}.h5``) stores per layer: the
+gradient of the target w.r.t. the layer's output, and activation x gradient, each reduced with
+the layer's reduction. Each is a layer dataset's ``quantity`` attribute and the name of the
+group holding that quantity (docs/format.md)."""

@@ -16,34 +16,26 @@ from snakemake.utils import validate
 # config, parameter sets) are read here; nothing that imports torch or numpy is.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from actpipe._version import __version__ as ACTPIPE_VERSION  # noqa: E402
-from actpipe.clustering.params import resolve_parameter_set  # noqa: E402
+from actpipe.clustering.params import SCOPE_OPTIONS, resolve_parameter_set  # noqa: E402
 from actpipe.config import (  # noqa: E402
     canonical,
     canonical_model,
     model_params,
     split_extraction,
 )
-from actpipe.errors import ClusteringError  # noqa: E402
+from actpipe.errors import ClusteringError, ModelError  # noqa: E402
+from actpipe.gradients.settings import GradientOptions  # noqa: E402
 from actpipe.names import entry_names, layer_key  # noqa: E402
-from actpipe.results import CLUSTER_OUTPUTS, MEMBER_DISTANCES, THUMBNAILS  # noqa: E402
+from actpipe.results import (  # noqa: E402
+    ACTIVATION_X_GRADIENT,
+    CLUSTER_OUTPUTS,
+    MEMBER_DISTANCES,
+    THUMBNAILS,
+)
 
 SCHEMA_FILE = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 
 
-def refuse_unavailable(config):
-    """Config values the schema refuses because nothing implements them yet, explained."""
-    psets = (config.get("clustering") or {}).get("parameter_sets") or {}
-    for name, pset in psets.items():
-        if isinstance(pset, dict) and pset.get("input") == "activations_x_gradients":
-            raise WorkflowError(
-                f"clustering.parameter_sets.{name}.input: activations_x_gradients is not "
-                "available: no rule of this workflow produces gradients yet, so there is "
-                "nothing to multiply the activations with. Use input: activations (or cluster "
-                "a gradient file made elsewhere with actpipe.clustering.cluster_layer)."
-            )
-
-
-refuse_unavailable(config)
 validate(config, schema="../schemas/config.schema.yaml")
 
 
@@ -74,9 +66,38 @@ except ValueError as exc:
 EXTRACTION, EXTRACTION_RUN = split_extraction(
     canonical(config["extraction"], SCHEMA["properties"]["extraction"], SCHEMA)
 )
+# The gradients block of models without their own; only the gradient jobs get it.
+EXTRACTION_GRADIENTS = EXTRACTION.pop("gradients", None)
 STORAGE = canonical(config["storage"], SCHEMA["properties"]["storage"], SCHEMA)
 PARAMETER_SETS = {
-    name: _canonical_parameter_set(name, block)
+    name: _canonical_parameter_set(
+        name, {k: v for k, v in block.items() if k not in SCOPE_OPTIONS}
+    )
+    for name, block in config["clustering"]["parameter_sets"].items()
+}
+
+
+def _scope(pset, block):
+    """The models and stimulus sets a parameter set applies to (`models:`, `stimuli:`; default
+    all), in config order; a name that is not configured stops the workflow."""
+    scope = {}
+    for key, kind, known in (
+        ("models", "model", config["models"]),
+        ("stimuli", "stimulus set", config["stimuli"]),
+    ):
+        names = block.get(key)
+        unknown = [n for n in names or [] if n not in known]
+        if unknown:
+            raise WorkflowError(
+                f"clustering.parameter_sets.{pset}.{key}: no {kind} {', '.join(unknown)} in "
+                f"the config (configured: {', '.join(known)})"
+            )
+        scope[key] = [n for n in known if names is None or n in names]
+    return scope
+
+
+PARAMETER_SET_SCOPE = {
+    name: _scope(name, block)
     for name, block in config["clustering"]["parameter_sets"].items()
 }
 # How a clustering job reads (not what it computes): not compared, so it reruns nothing.
@@ -345,7 +366,8 @@ def aggregate_outputs():
 
 
 def gradient_file(stimset, model):
-    """Where a parameter set with `input: activations_x_gradients` reads gradients."""
+    """A model's gradient file on a set (rule compute_gradients), which a parameter set with
+    `input: activations_x_gradients` reads."""
     return f"results/gradients/{stimset}/{model}.h5"
 
 
@@ -361,13 +383,123 @@ def get_parameter_set(wildcards):
     return PARAMETER_SETS[wildcards.pset]
 
 
+def applies(pset, stimset, model):
+    """Whether parameter set `pset` clusters `model` on `stimset` (its `models:`/`stimuli:`)."""
+    scope = PARAMETER_SET_SCOPE[pset]
+    return stimset in scope["stimuli"] and model in scope["models"]
+
+
+def cluster_folders():
+    """Every (set, model, parameter set) folder the run makes, in config order."""
+    return [
+        f"results/clusters/{stimset}/{model}/{pset}"
+        for stimset in STIMULI
+        for model in MODELS
+        for pset in PARAMETER_SETS
+        if applies(pset, stimset, model)
+    ]
+
+
+def _gradient_settings(model):
+    """A model's gradients block (its own, else extraction.gradients) in canonical form, and
+    the stimulus sets it applies to (its `stimuli:`, default all); (None, []) without one.
+    """
+    block = MODELS[model]
+    own = "gradients" in block
+    settings = block["gradients"] if own else EXTRACTION_GRADIENTS
+    if settings is None or settings is False:
+        return None, []
+    where = f"models.{model}.gradients" if own else "extraction.gradients"
+    if settings is True:
+        settings = {}
+    names = settings.get("stimuli")
+    unknown = [n for n in names or [] if n not in STIMULI]
+    if unknown:
+        raise WorkflowError(
+            f"{where}.stimuli: no stimulus set {', '.join(unknown)} in the config "
+            f"(configured: {', '.join(STIMULI)})"
+        )
+    stimsets = [s for s in STIMULI if names is None or s in names]
+    if block["source"] == "onnx":
+        raise WorkflowError(
+            f"{where}: model {model!r} runs in onnxruntime (source: onnx), which has no backward "
+            "pass here; compute the gradients of the same network built in torch, or set "
+            f"models.{model}.gradients: false"
+        )
+    computed = {k: v for k, v in settings.items() if k != "stimuli"}
+    try:
+        return GradientOptions.from_config(computed, where).to_config(), stimsets
+    except ModelError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+GRADIENTS, GRADIENT_SETS = {}, {}
+for _model in MODELS:
+    GRADIENTS[_model], GRADIENT_SETS[_model] = _gradient_settings(_model)
+GRADIENT_MODELS = [
+    model for model, settings in GRADIENTS.items() if settings is not None
+]
+
+
+def gradient_files():
+    """Every gradient file the run makes: (set, model) with the model's gradients on."""
+    return [
+        gradient_file(stimset, model)
+        for stimset in STIMULI
+        for model in GRADIENT_MODELS
+        if stimset in GRADIENT_SETS[model]
+    ]
+
+
+def check_gradient_inputs():
+    """Every model a parameter set clusters activations x gradients of stores them."""
+    for pset, params in PARAMETER_SETS.items():
+        if params["input"] != "activations_x_gradients":
+            continue
+        for model in PARAMETER_SET_SCOPE[pset]["models"]:
+            settings = GRADIENTS[model]
+            where = f"clustering.parameter_sets.{pset}: input activations_x_gradients"
+            if settings is None:
+                raise WorkflowError(
+                    f"{where} needs the gradients of model {model!r}, which has none; add "
+                    f"gradients: {{target: predicted}} to models.{model} (docs/gradients.md), "
+                    "or restrict the parameter set to other models with models: [...]"
+                )
+            if ACTIVATION_X_GRADIENT not in settings["store"]:
+                raise WorkflowError(
+                    f"{where} clusters the stored activation x gradient, but "
+                    f"models.{model}.gradients.store is {settings['store']}; add "
+                    f"{ACTIVATION_X_GRADIENT}"
+                )
+            missing = [
+                s
+                for s in PARAMETER_SET_SCOPE[pset]["stimuli"]
+                if s not in GRADIENT_SETS[model]
+            ]
+            if missing:
+                raise WorkflowError(
+                    f"{where} needs the gradients of model {model!r} on {', '.join(missing)}, "
+                    f"outside models.{model}.gradients.stimuli; add them there, or restrict "
+                    "the parameter set with stimuli: [...]"
+                )
+
+
+check_gradient_inputs()
+
+
+def get_gradient_settings(wildcards):
+    return GRADIENTS[wildcards.model]
+
+
 def get_parameter_set_run(wildcards):
     return SimpleNamespace(**PARAMETER_SET_RUN[wildcards.pset])
 
 
 def get_model_params(wildcards):
-    """A model's canonical block, without what only concerns scheduling (resources)."""
-    return model_params(MODELS[wildcards.model])
+    """A model's canonical block, without what only concerns scheduling (resources) and
+    without its gradients block (the gradient job's own parameter)."""
+    params = model_params(MODELS[wildcards.model])
+    return {k: v for k, v in params.items() if k != "gradients"}
 
 
 def get_stimulus_spec(wildcards):
@@ -394,12 +526,7 @@ def uses_gpu(wildcards):
 
 def get_report_inputs(wildcards):
     """What the report reads of every (set, model, parameter set) folder, by kind."""
-    folders = [
-        f"results/clusters/{stimset}/{model}/{pset}"
-        for stimset in STIMULI
-        for model in MODELS
-        for pset in PARAMETER_SETS
-    ]
+    folders = cluster_folders()
     inputs = {
         kind: [cluster_outputs(folder)[kind] for folder in folders]
         for kind in ("metadata", "quality", "paths")
@@ -412,10 +539,9 @@ def get_final_output():
     targets = ["results/report.md", *site_targets()]
     for stimset in STIMULI:
         targets.append(f"results/activations/{PREFIX}_{stimset}.h5")
-        for model in MODELS:
-            for pset in PARAMETER_SETS:
-                base = f"results/clusters/{stimset}/{model}/{pset}"
-                targets += list(cluster_outputs(base).values())
+    targets += gradient_files()
+    for folder in cluster_folders():
+        targets += list(cluster_outputs(folder).values())
     targets += similarity_outputs()
     return targets
 
@@ -428,7 +554,13 @@ SITE_RUN_FILES = ("metadata", "quality", "paths", "transitions")
 
 def site_runs():
     """Every (stimulus set, model, parameter set) the site shows, in config order."""
-    return [[s, m, p] for s in STIMULI for m in MODELS for p in PARAMETER_SETS]
+    return [
+        [s, m, p]
+        for s in STIMULI
+        for m in MODELS
+        for p in PARAMETER_SETS
+        if applies(p, s, m)
+    ]
 
 
 def site_targets():
