@@ -30,14 +30,14 @@ wildcard_constraints:
     stimset=alternation(STIMULI),
     model=alternation(MODELS),
     pset=alternation(PARAMETER_SETS),
-    layer=alternation(all_layer_keys()),
 
 
 include: "workflow/rules/stimuli.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/extraction.smk"
+include: "workflow/rules/gradients.smk"
 include: "workflow/rules/clustering.smk"
-include: "workflow/rules/aggregation.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/site.smk"
 include: "workflow/rules/similarity.smk"
 include: "workflow/rules/attention.smk"

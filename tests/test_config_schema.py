@@ -1,4 +1,5 @@
-"""The config schema and the code agree, and the schema refuses what nothing implements."""
+"""The config schema and the code agree; gradients blocks and parameter-set scopes; canonical
+config forms."""
 
 from __future__ import annotations
 
@@ -41,32 +42,55 @@ def test_default_config_validates():
     validate(config, str(SCHEMA))
 
 
-def test_clustering_activations_x_gradients_is_refused_saying_why():
-    validate(minimal(s={"method": "spectral", "k": 2, "input": "activations"}), str(SCHEMA))
-    with pytest.raises(WorkflowError) as error:
-        validate(
-            minimal(s={"method": "spectral", "k": 2, "input": "activations_x_gradients"}),
-            str(SCHEMA),
-        )
-    assert "activations_x_gradients" in str(error.value)
+def test_activations_x_gradients_scopes_and_gradients_blocks_validate():
+    config = minimal(
+        s={
+            "method": "spectral",
+            "k": 2,
+            "input": "activations_x_gradients",
+            "models": ["m"],
+            "stimuli": ["g"],
+        }
+    )
+    for block in (
+        False,
+        True,
+        {},
+        {"target": "predicted", "store": ["gradient"], "batch_size": 4, "stimuli": ["g"]},
+        {"target": {"label": "orientation", "classes": {"0.0": 0, "22.5": 1}}},
+        {"target": {"index": 3}},
+        {"target": {"loss": "orientation"}},
+    ):
+        config["models"]["m"]["gradients"] = block
+        validate(config, str(SCHEMA))
+    config["extraction"] = {"gradients": {"target": "predicted"}}
+    validate(config, str(SCHEMA))
 
 
-@pytest.mark.workflow
-def test_workflow_refuses_activations_x_gradients_before_any_job(tmp_path):
-    from tests.helpers.workflow import run_snakemake, tiny_config, write_config
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"target": "largest"},
+        {"target": {"label": "a", "index": 2}},
+        {"target": {"index": -1}},
+        {"store": ["activations"]},
+        {"store": []},
+        {"batch_size": 0},
+        {"targets": "predicted"},
+        "yes",
+    ],
+)
+def test_bad_gradients_blocks_are_schema_errors(block):
+    config = minimal(s={"method": "kmeans", "k": 2})
+    config["models"]["m"]["gradients"] = block
+    with pytest.raises(WorkflowError):
+        validate(config, str(SCHEMA))
 
-    config = tiny_config()
-    config["clustering"]["parameter_sets"]["grad"] = {
-        "method": "spectral",
-        "k": 2,
-        "input": "activations_x_gradients",
-    }
-    write_config(tmp_path, config)
-    proc = run_snakemake(tmp_path, "-n", "--cores", "1", check=False)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    assert "clustering.parameter_sets.grad.input" in out
-    assert "no rule of this workflow produces gradients" in out
+
+def test_parameter_set_scopes_must_be_lists_of_names():
+    for scope in ({"models": "m"}, {"stimuli": []}, {"models": ["a b"]}):
+        with pytest.raises(WorkflowError):
+            validate(minimal(s={"method": "kmeans", "k": 2, **scope}), str(SCHEMA))
 
 
 def canonical_config(config: dict) -> dict:

@@ -415,12 +415,14 @@ def test_every_thumbnail_has_alt_text(tab, runs):
 
 
 def test_heatmap_pages_draw_when_their_outputs_exist(browser, tmp_path):
+    """The generic *.heatmap.json contract (actpipe.site.heatmaps), on the transformer page;
+    the similarity page has its own test (tests/test_site_similarity_browser.py)."""
     from actpipe.site import build_site
     from actpipe.site.synthetic import synthetic_results
 
     root = tmp_path / "results"
     synthetic_results(root, n_stimuli=30, n_models=2, labels=[XSS_LABEL, "b"])
-    for folder, rows, cols in (("similarity", 4, 3), ("transformer", 4, 6)):
+    for folder, rows, cols in (("transformer", 4, 6),):
         (root / folder).mkdir()
         heatmap = {
             "kind": "heatmap",
@@ -433,7 +435,7 @@ def test_heatmap_pages_draw_when_their_outputs_exist(browser, tmp_path):
         (root / folder / "a.heatmap.json").write_text(json.dumps(heatmap))
     site = build_site(root).path
     watch = Watch(browser, (site / "index.html").resolve().as_uri(), "heatmaps")
-    for page in ("similarity", "transformer"):
+    for page in ("transformer",):
         watch.open(f"#/{page}", page)
         trace = watch.page.evaluate("() => document.getElementById('heatmap').data[0]")
         assert trace["type"] == "heatmap" and trace["x"][0] == "&lt;x0&gt;"
@@ -443,7 +445,7 @@ def test_heatmap_pages_draw_when_their_outputs_exist(browser, tmp_path):
         assert title == f"{page} <b>map</b>"
         watch.shot(page)
     nav = watch.page.eval_on_selector_all("#nav a", "as => as.map(a => a.textContent)")
-    assert nav[-2:] == ["Similarity", "Transformer metrics"]
+    assert nav[-2:] == ["Metrics vs depth", "Transformer metrics"]
     watch.close()
 
 

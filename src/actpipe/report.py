@@ -5,6 +5,9 @@ folder (``metadata.json``, ``quality.tsv``, ``paths.json``) and writes one Markd
 
 * per stimulus set and label, which model and layer agree best with that label (highest
   adjusted Rand index of its clusters, with NMI and purity);
+* per (set, model) clustered both ways, each layer's agreement with each label for the
+  parameter sets on activations and on activations x gradients, side by side
+  (:mod:`actpipe.agreement`);
 * per (model, parameter set), a table of every layer: clusters, silhouette, Davies-Bouldin,
   cluster sizes and the label scores, followed by the cluster paths: how many distinct paths
   the examples take and how many follow the most common one;
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import atomic_output
+from .agreement import agreement_markdown, input_agreement
 
 PathLike = str | os.PathLike[str]
 
@@ -175,6 +179,7 @@ def render_report(
         n = set_runs[0].metadata.get("n_examples", "?")
         lines += [f"## Stimulus set `{stimset}` ({n} examples)", ""]
         lines += _best_by_label(set_runs)
+        lines += agreement_markdown(input_agreement(set_runs))
         for run in set_runs:
             meta = run.metadata
             params = meta.get("params", {})

@@ -16,34 +16,26 @@ from snakemake.utils import validate
 # config, parameter sets) are read here; nothing that imports torch or numpy is.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from actpipe._version import __version__ as ACTPIPE_VERSION  # noqa: E402
-from actpipe.clustering.params import resolve_parameter_set  # noqa: E402
+from actpipe.clustering.params import SCOPE_OPTIONS, resolve_parameter_set  # noqa: E402
 from actpipe.config import (  # noqa: E402
     canonical,
     canonical_model,
     model_params,
     split_extraction,
 )
-from actpipe.errors import ClusteringError  # noqa: E402
+from actpipe.errors import ClusteringError, ModelError  # noqa: E402
+from actpipe.gradients.settings import GradientOptions  # noqa: E402
 from actpipe.names import entry_names, layer_key  # noqa: E402
-from actpipe.results import CLUSTER_OUTPUTS, MEMBER_DISTANCES, THUMBNAILS  # noqa: E402
+from actpipe.results import (  # noqa: E402
+    ACTIVATION_X_GRADIENT,
+    CLUSTER_OUTPUTS,
+    LAYER_CLUSTERS_DIR,
+    THUMBNAILS,
+)
 
 SCHEMA_FILE = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 
 
-def refuse_unavailable(config):
-    """Config values the schema refuses because nothing implements them yet, explained."""
-    psets = (config.get("clustering") or {}).get("parameter_sets") or {}
-    for name, pset in psets.items():
-        if isinstance(pset, dict) and pset.get("input") == "activations_x_gradients":
-            raise WorkflowError(
-                f"clustering.parameter_sets.{name}.input: activations_x_gradients is not "
-                "available: no rule of this workflow produces gradients yet, so there is "
-                "nothing to multiply the activations with. Use input: activations (or cluster "
-                "a gradient file made elsewhere with actpipe.clustering.cluster_layer)."
-            )
-
-
-refuse_unavailable(config)
 validate(config, schema="../schemas/config.schema.yaml")
 
 
@@ -74,9 +66,38 @@ except ValueError as exc:
 EXTRACTION, EXTRACTION_RUN = split_extraction(
     canonical(config["extraction"], SCHEMA["properties"]["extraction"], SCHEMA)
 )
+# The gradients block of models without their own; only the gradient jobs get it.
+EXTRACTION_GRADIENTS = EXTRACTION.pop("gradients", None)
 STORAGE = canonical(config["storage"], SCHEMA["properties"]["storage"], SCHEMA)
 PARAMETER_SETS = {
-    name: _canonical_parameter_set(name, block)
+    name: _canonical_parameter_set(
+        name, {k: v for k, v in block.items() if k not in SCOPE_OPTIONS}
+    )
+    for name, block in config["clustering"]["parameter_sets"].items()
+}
+
+
+def _scope(pset, block):
+    """The models and stimulus sets a parameter set applies to (`models:`, `stimuli:`; default
+    all), in config order; a name that is not configured stops the workflow."""
+    scope = {}
+    for key, kind, known in (
+        ("models", "model", config["models"]),
+        ("stimuli", "stimulus set", config["stimuli"]),
+    ):
+        names = block.get(key)
+        unknown = [n for n in names or [] if n not in known]
+        if unknown:
+            raise WorkflowError(
+                f"clustering.parameter_sets.{pset}.{key}: no {kind} {', '.join(unknown)} in "
+                f"the config (configured: {', '.join(known)})"
+            )
+        scope[key] = [n for n in known if names is None or n in names]
+    return scope
+
+
+PARAMETER_SET_SCOPE = {
+    name: _scope(name, block)
     for name, block in config["clustering"]["parameter_sets"].items()
 }
 # How a clustering job reads (not what it computes): not compared, so it reruns nothing.
@@ -164,12 +185,25 @@ ONNX_CACHE = "results/models/instrumented"
 
 
 def model_files(model):
-    """The weights or ONNX file of a model when the workflow produces it (else none)."""
+    """The weights or ONNX file of a model: one the workflow produces, or a local file.
+
+    A local file is an input, so replacing it (a retrained checkpoint, a new export) reruns
+    the model's jobs. A file that does not exist is left to the model check, which says what
+    to do. (An ONNX model's external data files are covered by the checksum recorded in the
+    activation file, not by this.)
+    """
     block = MODELS[model]
     paths = [block.get("weights", ""), block.get("path", "")]
     if block["source"] == "onnx":
         paths.append(block.get("name", ""))
-    return [p for p in paths if p in PRODUCED_MODEL_FILES]
+    return list(
+        dict.fromkeys(
+            p
+            for p in paths
+            if p in PRODUCED_MODEL_FILES
+            or (p not in ("", "random", "pretrained", "file") and Path(p).is_file())
+        )
+    )
 
 
 def get_model_files(wildcards):
@@ -206,10 +240,6 @@ def check_models_at_start():
         print("check of the model entries skipped: torch is not importable here")
         return
     raise WorkflowError(proc.stderr.strip() or f"model check failed; see {log}")
-
-
-def all_layer_keys():
-    return sorted({key for model in MODELS for key in layer_keys(model)})
 
 
 def alternation(names):
@@ -305,24 +335,19 @@ def get_set_model_files(wildcards):
     return [activation_file(wildcards.stimset, model) for model in MODELS]
 
 
-def get_layer_cluster_files(wildcards):
-    return expand(
-        "results/clusters/{stimset}/{model}/{pset}/layers/{layer}.h5",
-        stimset=wildcards.stimset,
-        model=wildcards.model,
-        pset=wildcards.pset,
-        layer=layer_keys(wildcards.model),
-    )
-
-
 def cluster_outputs(folder):
     """The aggregate outputs of one (set, model, parameter set) folder, by output name."""
     return {key: f"{folder}/{name}" for key, name in CLUSTER_OUTPUTS.items()}
 
 
-def aggregate_outputs():
-    """The outputs of rule aggregate_clusters; the quality table goes into the report."""
-    out = cluster_outputs("results/clusters/{stimset}/{model}/{pset}")
+def cluster_paths_outputs():
+    """The outputs of rule cluster_paths: the layer files' folder and the aggregated files
+    (the quality table also goes into the Snakemake report)."""
+    folder = "results/clusters/{stimset}/{model}/{pset}"
+    out = {
+        "layers": directory(f"{folder}/{LAYER_CLUSTERS_DIR}"),
+        **cluster_outputs(folder),
+    }
     out["quality"] = report(
         out["quality"],
         caption="../report/quality.rst",
@@ -333,14 +358,30 @@ def aggregate_outputs():
     return out
 
 
+def get_model_layers(wildcards):
+    """The layer names of the model, in network order."""
+    return model_layers(wildcards.model)
+
+
+def get_clustering_runtime(wildcards):
+    """Minutes a cluster_paths job may take on a cluster: an hour per layer (layers run in
+    turn; raise it per rule with set-resources for very large sets)."""
+    return 60 * len(model_layers(wildcards.model))
+
+
 def gradient_file(stimset, model):
-    """Where a parameter set with `input: activations_x_gradients` reads gradients."""
+    """A model's gradient file on a set (rule compute_gradients), which a parameter set with
+    `input: activations_x_gradients` reads."""
     return f"results/gradients/{stimset}/{model}.h5"
 
 
 def get_cluster_inputs(wildcards):
-    """The activation file, plus the gradient file when the parameter set asks for it."""
-    inputs = {"activations": activation_file(wildcards.stimset, wildcards.model)}
+    """The activation file and the stimulus folder (its labels.csv is scored), plus the
+    gradient file when the parameter set asks for it."""
+    inputs = {
+        "activations": activation_file(wildcards.stimset, wildcards.model),
+        "stimuli": stimulus_dir(wildcards.stimset),
+    }
     if PARAMETER_SETS[wildcards.pset].get("input") == "activations_x_gradients":
         inputs["gradients"] = gradient_file(wildcards.stimset, wildcards.model)
     return inputs
@@ -350,13 +391,123 @@ def get_parameter_set(wildcards):
     return PARAMETER_SETS[wildcards.pset]
 
 
+def applies(pset, stimset, model):
+    """Whether parameter set `pset` clusters `model` on `stimset` (its `models:`/`stimuli:`)."""
+    scope = PARAMETER_SET_SCOPE[pset]
+    return stimset in scope["stimuli"] and model in scope["models"]
+
+
+def cluster_folders():
+    """Every (set, model, parameter set) folder the run makes, in config order."""
+    return [
+        f"results/clusters/{stimset}/{model}/{pset}"
+        for stimset in STIMULI
+        for model in MODELS
+        for pset in PARAMETER_SETS
+        if applies(pset, stimset, model)
+    ]
+
+
+def _gradient_settings(model):
+    """A model's gradients block (its own, else extraction.gradients) in canonical form, and
+    the stimulus sets it applies to (its `stimuli:`, default all); (None, []) without one.
+    """
+    block = MODELS[model]
+    own = "gradients" in block
+    settings = block["gradients"] if own else EXTRACTION_GRADIENTS
+    if settings is None or settings is False:
+        return None, []
+    where = f"models.{model}.gradients" if own else "extraction.gradients"
+    if settings is True:
+        settings = {}
+    names = settings.get("stimuli")
+    unknown = [n for n in names or [] if n not in STIMULI]
+    if unknown:
+        raise WorkflowError(
+            f"{where}.stimuli: no stimulus set {', '.join(unknown)} in the config "
+            f"(configured: {', '.join(STIMULI)})"
+        )
+    stimsets = [s for s in STIMULI if names is None or s in names]
+    if block["source"] == "onnx":
+        raise WorkflowError(
+            f"{where}: model {model!r} runs in onnxruntime (source: onnx), which has no backward "
+            "pass here; compute the gradients of the same network built in torch, or set "
+            f"models.{model}.gradients: false"
+        )
+    computed = {k: v for k, v in settings.items() if k != "stimuli"}
+    try:
+        return GradientOptions.from_config(computed, where).to_config(), stimsets
+    except ModelError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+GRADIENTS, GRADIENT_SETS = {}, {}
+for _model in MODELS:
+    GRADIENTS[_model], GRADIENT_SETS[_model] = _gradient_settings(_model)
+GRADIENT_MODELS = [
+    model for model, settings in GRADIENTS.items() if settings is not None
+]
+
+
+def gradient_files():
+    """Every gradient file the run makes: (set, model) with the model's gradients on."""
+    return [
+        gradient_file(stimset, model)
+        for stimset in STIMULI
+        for model in GRADIENT_MODELS
+        if stimset in GRADIENT_SETS[model]
+    ]
+
+
+def check_gradient_inputs():
+    """Every model a parameter set clusters activations x gradients of stores them."""
+    for pset, params in PARAMETER_SETS.items():
+        if params["input"] != "activations_x_gradients":
+            continue
+        for model in PARAMETER_SET_SCOPE[pset]["models"]:
+            settings = GRADIENTS[model]
+            where = f"clustering.parameter_sets.{pset}: input activations_x_gradients"
+            if settings is None:
+                raise WorkflowError(
+                    f"{where} needs the gradients of model {model!r}, which has none; add "
+                    f"gradients: {{target: predicted}} to models.{model} (docs/gradients.md), "
+                    "or restrict the parameter set to other models with models: [...]"
+                )
+            if ACTIVATION_X_GRADIENT not in settings["store"]:
+                raise WorkflowError(
+                    f"{where} clusters the stored activation x gradient, but "
+                    f"models.{model}.gradients.store is {settings['store']}; add "
+                    f"{ACTIVATION_X_GRADIENT}"
+                )
+            missing = [
+                s
+                for s in PARAMETER_SET_SCOPE[pset]["stimuli"]
+                if s not in GRADIENT_SETS[model]
+            ]
+            if missing:
+                raise WorkflowError(
+                    f"{where} needs the gradients of model {model!r} on {', '.join(missing)}, "
+                    f"outside models.{model}.gradients.stimuli; add them there, or restrict "
+                    "the parameter set with stimuli: [...]"
+                )
+
+
+check_gradient_inputs()
+
+
+def get_gradient_settings(wildcards):
+    return GRADIENTS[wildcards.model]
+
+
 def get_parameter_set_run(wildcards):
     return SimpleNamespace(**PARAMETER_SET_RUN[wildcards.pset])
 
 
 def get_model_params(wildcards):
-    """A model's canonical block, without what only concerns scheduling (resources)."""
-    return model_params(MODELS[wildcards.model])
+    """A model's canonical block, without what only concerns scheduling (resources) and
+    without its gradients block (the gradient job's own parameter)."""
+    params = model_params(MODELS[wildcards.model])
+    return {k: v for k, v in params.items() if k != "gradients"}
 
 
 def get_stimulus_spec(wildcards):
@@ -383,12 +534,7 @@ def uses_gpu(wildcards):
 
 def get_report_inputs(wildcards):
     """What the report reads of every (set, model, parameter set) folder, by kind."""
-    folders = [
-        f"results/clusters/{stimset}/{model}/{pset}"
-        for stimset in STIMULI
-        for model in MODELS
-        for pset in PARAMETER_SETS
-    ]
+    folders = cluster_folders()
     inputs = {
         kind: [cluster_outputs(folder)[kind] for folder in folders]
         for kind in ("metadata", "quality", "paths")
@@ -420,10 +566,9 @@ def get_final_output():
     targets = ["results/report.md", *site_targets(), *attention_summaries()]
     for stimset in STIMULI:
         targets.append(f"results/activations/{PREFIX}_{stimset}.h5")
-        for model in MODELS:
-            for pset in PARAMETER_SETS:
-                base = f"results/clusters/{stimset}/{model}/{pset}"
-                targets += list(cluster_outputs(base).values())
+    targets += gradient_files()
+    for folder in cluster_folders():
+        targets += list(cluster_outputs(folder).values())
     targets += similarity_outputs()
     return targets
 
@@ -431,28 +576,27 @@ def get_final_output():
 # The results site (workflow/rules/site.smk, docs/site.md).
 SITE = canonical(config["site"], SCHEMA["properties"]["site"], SCHEMA)
 THUMBNAIL_OPTIONS = {k: v for k, v in SITE.items() if k.startswith("thumbnail_")}
-SITE_RUN_FILES = ("metadata", "quality", "paths", "transitions")
+SITE_RUN_FILES = ("metadata", "quality", "paths", "transitions", "distances")
 
 
 def site_runs():
     """Every (stimulus set, model, parameter set) the site shows, in config order."""
-    return [[s, m, p] for s in STIMULI for m in MODELS for p in PARAMETER_SETS]
+    return [
+        [s, m, p]
+        for s in STIMULI
+        for m in MODELS
+        for p in PARAMETER_SETS
+        if applies(p, s, m)
+    ]
 
 
 def site_targets():
     return ["results/site"] if SITE["enabled"] else []
 
 
-def get_distance_inputs(wildcards):
-    """The layer files of a clustering and what it read (activations, maybe gradients)."""
-    return {
-        "layers": get_layer_cluster_files(wildcards),
-        **get_cluster_inputs(wildcards),
-    }
-
-
 def get_site_inputs(wildcards):
-    """Thumbnails of every set, and the aggregated files and distances of every run.
+    """Thumbnails of every set, the aggregated files and distances of every run, and the
+    similarity outputs (the similarity page) when similarity is enabled.
 
     A later analysis whose page reads its own outputs adds them here (docs/site.md).
     """
@@ -463,13 +607,11 @@ def get_site_inputs(wildcards):
             path
             for stimset, model, pset in site_runs()
             for path in (
-                *(
-                    cluster_outputs(f"results/clusters/{stimset}/{model}/{pset}")[k]
-                    for k in SITE_RUN_FILES
-                ),
-                f"results/clusters/{stimset}/{model}/{pset}/{MEMBER_DISTANCES}",
+                cluster_outputs(f"results/clusters/{stimset}/{model}/{pset}")[k]
+                for k in SITE_RUN_FILES
             )
         ],
+        "similarity": similarity_site_inputs(),
     }
 
 
@@ -485,12 +627,12 @@ def similarity_enabled():
     return bool(SIMILARITY["enabled"])
 
 
-def similarity_params(rule):
-    """What a similarity rule computes with: compute_rdms only what RDMs depend on,
-    compare_layers the rest of the block (memory settings are run settings, below)."""
+def similarity_params(rule_name):
+    """The parameters of compute_rdms (only what RDMs depend on) and of compare_layers
+    (the rest of the block); memory settings are run settings (SIMILARITY_RUN)."""
     block = {k: v for k, v in SIMILARITY.items() if k not in SIMILARITY_RUN_KEYS}
     block.pop("enabled")
-    if rule == "compute_rdms":
+    if rule_name == "compute_rdms":
         return {k: v for k, v in block.items() if k in RDM_KEYS}
     return block
 
@@ -549,3 +691,17 @@ def similarity_report_inputs():
     if not similarity_enabled():
         return []
     return [f"results/similarity/{stimset}/compare.h5" for stimset in STIMULI]
+
+
+def similarity_site_inputs():
+    """What the site's similarity page reads: each set's comparison and its models' RDMs."""
+    if not similarity_enabled():
+        return []
+    return [
+        path
+        for stimset in STIMULI
+        for path in (
+            f"results/similarity/{stimset}/compare.h5",
+            *(f"results/similarity/{stimset}/{model}/rdms.h5" for model in MODELS),
+        )
+    ]

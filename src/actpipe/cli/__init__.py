@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "export",
     "import_",
     "append",
+    "merge",
     "layers",
     "cluster",
     "serve",

@@ -150,7 +150,7 @@ def list_layers(spec: ModelSpec) -> tuple[list[LayerCandidate], list[str]]:
         graph = load_graph(spec.arch, f"model {spec.name!r}")
         kinds = {out: node.op_type for node in graph.graph.node for out in node.output}
         auto = auto_tensor_names(graph)
-        shapes = tensor_shapes(spec.arch, spec.preprocess.size)
+        shapes = tensor_shapes(spec.arch, spec.preprocess.size, layout=spec.input_layout)
         return [LayerCandidate(n, kinds.get(n, "?"), s) for n, s in shapes.items()], auto
     model, _ = build_model(replace(spec, weights="random"))
     return list_torch_layers(model, size), auto_layer_names(model, spec.source, spec.arch)

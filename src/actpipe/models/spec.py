@@ -13,6 +13,7 @@ from .registry import SOURCE_NAMES
 
 REDUCTIONS = ("flatten", "mean", "max", "cls")
 AUTOCAST = ("none", "bf16", "fp16")
+INPUT_LAYOUTS = ("nchw", "nhwc")
 AUTO = "auto"
 
 __all__ = [
@@ -146,6 +147,7 @@ class ModelSpec:
     autocast: str | None = None
     device: str | None = None
     channels_last: bool | None = None
+    input_layout: str = "nchw"
     metrics: MetricSpec = field(default_factory=MetricSpec)
 
     @classmethod
@@ -203,6 +205,16 @@ class ModelSpec:
                 f"{where}: an onnx model carries its weights in the .onnx file; remove "
                 f"'weights: {weights}' from its block"
             )
+        input_layout = str(block.get("input_layout", "nchw"))
+        if input_layout not in INPUT_LAYOUTS:
+            raise ModelError(
+                f"{where}: input_layout must be one of {INPUT_LAYOUTS}, got {input_layout!r}"
+            )
+        if input_layout != "nchw" and source != "onnx":
+            raise ModelError(
+                f"{where}: 'input_layout: {input_layout}' applies to onnx models only; torch "
+                "models always take (batch, 3, height, width): remove the key"
+            )
         return cls(
             name=name,
             source=source,
@@ -220,6 +232,7 @@ class ModelSpec:
             autocast=autocast,
             device=block.get("device"),
             channels_last=block.get("channels_last"),
+            input_layout=input_layout,
             metrics=metrics,
         )
 
@@ -252,6 +265,8 @@ class ModelSpec:
             out["weights_prefix"] = self.weights_prefix
         if self.auto_layers:
             out["layers_auto"] = True
+        if self.is_onnx:
+            out["input_layout"] = self.input_layout
         if self.metrics:
             out["metrics"] = self.metrics.to_dict()
         return out

@@ -43,7 +43,7 @@ import numpy as np
 from .. import __version__
 from .._io import atomic_output
 from ..names import layer_key, no_such
-from .distances import RSATOOLBOX_NAMES, n_from_pairs
+from .distances import RSATOOLBOX_NAMES, n_from_pairs, row_offsets
 from .errors import NotFound
 from .labels import StimulusLabels
 
@@ -256,6 +256,29 @@ class RDMFile:
         distance = distance or self.distances[0]
         self._check(layer, distance)
         return self.f[f"stimulus/{distance}/{layer_key(layer)}"][()]
+
+    def stimulus_rdm_subset(
+        self, layer: str, distance: str | None, rows: Sequence[int] | np.ndarray
+    ) -> np.ndarray:
+        """The condensed RDM of the stimuli at ``rows`` (strictly increasing positions in
+        ``stimulus_ids``), read row by row: a few hundred rows of a large RDM cost a few
+        hundred short reads, not the whole vector."""
+        distance = distance or self.distances[0]
+        self._check(layer, distance)
+        dset = self.f[f"stimulus/{distance}/{layer_key(layer)}"]
+        n = n_from_pairs(dset.shape[0])
+        keep = np.asarray(rows, dtype=np.int64)
+        if len(keep) and (keep[0] < 0 or keep[-1] >= n or (np.diff(keep) <= 0).any()):
+            raise ValueError(f"{self.path}: rows must increase strictly within 0..{n - 1}")
+        if len(keep) == n:
+            return dset[()]
+        offsets = row_offsets(n)
+        parts = []
+        for k, a in enumerate(keep[:-1]):
+            start = int(offsets[a])
+            row = dset[start : start + n - a - 1]  # d(a, a+1) ... d(a, n-1)
+            parts.append(row[keep[k + 1 :] - a - 1])
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
 
     def stimulus_rdm_attrs(self, layer: str, distance: str | None = None) -> dict[str, Any]:
         distance = distance or self.distances[0]

@@ -1,5 +1,5 @@
-"""Heatmaps that analyses hand to the site: the input contract of the similarity and
-transformer pages (and of any later page that shows matrices).
+"""Heatmaps that analyses hand to the site: the input contract of the transformer page (and
+of any later page that shows matrices; the similarity page draws its analysis's own files).
 
 An analysis puts, anywhere under its results folder, JSON files named ``*.heatmap.json``::
 

@@ -18,7 +18,19 @@ itself unless it holds characters other than letters, digits, ``_ . -``); the na
 ``name`` attribute. Version 1 stored the name itself as the dataset name.
 
 A per-set file joins per-model files with external links ``/{model} -> {set}/{model}.h5``.
-See ``docs/format.md`` for every attribute.
+
+A gradient file (``results/gradients/{set}/{model}.h5``) has the same layout, rows and jitter
+as the activation file of the same (set, model), plus::
+
+    /{model}/layers/{layer}                 the primary quantity: activation x gradient when
+                                            stored, else the gradient (attribute quantity)
+    /{model}/activation_x_gradient/{layer}  activation (x) gradient w.r.t. the layer's full
+                                            output, then reduced with the layer's reduction
+    /{model}/gradient/{layer}               the gradient, reduced with the layer's reduction
+    /{model}/target_index, target_value, predicted_index    (n_stimuli, n_replicates)
+
+The group named after the primary quantity is a soft link to ``layers``; the other quantity,
+when stored too, is a group of its own. See ``docs/format.md`` for every attribute.
 """
 
 from __future__ import annotations
@@ -30,6 +42,11 @@ from typing import Any
 import numpy as np
 
 from ..names import layer_key, layer_name
+from ..results import (  # noqa: F401 (the gradient file's group names, part of the layout)
+    ACTIVATION_X_GRADIENT,
+    GRADIENT,
+    QUANTITIES,
+)
 
 FORMAT_VERSION = 2
 LAYOUT = "layer-major"
@@ -38,6 +55,11 @@ LAYERS_GROUP = "layers"
 STIMULUS_IDS = "stimulus_ids"
 JITTER = "jitter"
 JITTER_FIELDS = ("dx_px", "dy_px", "rotation_deg", "scale")
+TARGET_INDEX = "target_index"
+TARGET_VALUE = "target_value"
+PREDICTED_INDEX = "predicted_index"
+PER_EXPOSURE = (TARGET_INDEX, TARGET_VALUE, PREDICTED_INDEX)
+"""Per-exposure records of a gradient file: ``(n_stimuli, n_replicates)`` each."""
 TARGET_CHUNK_BYTES = 1 << 20
 COMPRESSIONS = ("none", "lzf", "gzip")
 DTYPES = ("float32", "float16")
@@ -176,3 +198,12 @@ def layer_axes(ndim: int, attrs: dict[str, Any]) -> list[str]:
     if isinstance(axes, list) and len(axes) == ndim:
         return [str(a) for a in axes]
     return list(AXES[:2]) + ["feature"] * (ndim - 2)
+
+
+def label_axes(dset: Any, axes: Any) -> None:
+    """Name the dimensions of ``dset`` (HDF5 dimension labels) after its ``axes`` attribute
+    (a list, or JSON text of one, with one name per dimension); otherwise leave them."""
+    axes = decode_attr(axes) if isinstance(axes, (str, bytes)) else axes
+    if isinstance(axes, (list, tuple)) and len(axes) == dset.ndim:
+        for dim, label in zip(dset.dims, axes, strict=True):
+            dim.label = str(label)

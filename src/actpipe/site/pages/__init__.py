@@ -35,6 +35,7 @@ PAGES: tuple[str, ...] = (
     "cluster",
     "example",
     "metrics",
+    "agreement",
     "similarity",
     "transformer",
 )

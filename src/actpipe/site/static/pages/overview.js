@@ -49,6 +49,11 @@
             links.push(" · ");
             links.push(api.link("metrics vs depth", "metrics", [set.key]));
           }
+          var similarity = api.hasPage("similarity") ? api.pageInfo("similarity") : null;
+          if (similarity && similarity.sets.some(function (s) { return s.key === set.key; })) {
+            links.push(" · ");
+            links.push(api.link("similarity", "similarity", [set.key]));
+          }
           return [set.name, api.fmt(set.n), labels, samples(api, set), h("span", null, links)];
         })));
 
