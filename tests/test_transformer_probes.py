@@ -536,3 +536,34 @@ def test_actpipe_layers_lists_the_probes_of_a_transformer(capsys) -> None:
     assert "for i in 0..1" in out and "attn.head_out" in out and "density" in out
     assert main(["layers", "torchvision:resnet18", "--size", "32", "--json"]) == 0
     assert '"probes": null' in capsys.readouterr().out
+
+
+def test_torchvision_vit_b_16_through_the_registry() -> None:
+    from actpipe.extraction.backends import open_backend
+
+    block = {
+        "source": "torchvision",
+        "name": "vit_b_16",
+        "kwargs": {"image_size": 32},
+        "layers": [{"name": "blocks.11.attn.pattern", "reduce": "cls_row"}, "blocks.5.resid_mid"],
+        "reduce": "cls",
+        "metrics": {"names": "all", "blocks": [0, 11]},
+        "preprocess": {"preset": "imagenet", "size": 32, "resize": 32},
+    }
+    spec = ModelSpec.from_config("tv", block)
+    assert check_model(spec)["metrics"] == {"names": list(METRICS), "blocks": [0, 11]}
+    backend = open_backend(spec, device_name="cpu")
+    try:
+        with torch.inference_mode():
+            out = backend.capture.run(inputs(32, n=2))
+        assert backend.transformer["prefix_tokens"] == 1 and backend.transformer["grid"] == [2, 2]
+    finally:
+        backend.close()
+    pattern = out["blocks.11.attn.pattern"].reshape(2, 12, 5)
+    torch.testing.assert_close(pattern.sum(-1), torch.ones(2, 12))
+    assert out["blocks.5.resid_mid"].shape == (2, 768)
+    for block_index in (0, 11):
+        sink = out[f"blocks.{block_index}.attn.sink_share"]
+        norm = out[f"blocks.{block_index}.attn.attention_entropy_norm"]
+        assert sink.shape == norm.shape == (2, 12)
+        assert bool(((sink >= 0) & (sink <= 1)).all() and ((norm >= 0) & (norm <= 1 + 1e-6)).all())
