@@ -18,6 +18,7 @@ rule aggregate_clusters:
         "../../envs/clustering.yaml"
     params:
         centroids_json_max_values=config["clustering"]["centroids_json_max_values"],
+        labels_state=get_labels_state,
         checksum_cache=".snakemake/actpipe/sha256",
         version=ACTPIPE_VERSION,
     script:

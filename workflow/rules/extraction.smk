@@ -24,6 +24,8 @@ rule extract_activations:
         runtime=extraction_resources("runtime", 60),
     params:
         model_block=lambda wildcards: MODELS[wildcards.model],
+        stimulus_options=get_folder_options,
+        stimulus_listing=get_stimulus_listing,
         extraction=config["extraction"],
         storage=config["storage"],
         cache_dir=ONNX_CACHE,
@@ -55,6 +57,8 @@ rule extract_activations_shard:
         runtime=extraction_resources("runtime", 60),
     params:
         model_block=lambda wildcards: MODELS[wildcards.model],
+        stimulus_options=get_folder_options,
+        stimulus_listing=get_stimulus_listing,
         extraction=config["extraction"],
         storage=config["storage"],
         rows=get_shard_rows,
