@@ -233,8 +233,8 @@ def get_stimulus_listing(wildcards):
 
 
 def get_labels_state(wildcards):
-    """Size and mtime of a folder set's labels.csv (or "none"), as a rule param: the
-    aggregation reruns when the labels are edited in place."""
+    """Size and mtime of a folder set's labels.csv (or "none"), a param of the aggregation: it
+    reruns when the labels are edited in place."""
     if STIMULI[wildcards.stimset]["source"] != "folder":
         return "generated"
     path = Path(STIMULI[wildcards.stimset]["path"]) / "labels.csv"
