@@ -168,6 +168,7 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     assert decode_image(tmp_path / "big.png", max_image_pixels=2000).size == (40, 50)
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_raising_the_limit_lets_pillows_own_guard_through(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow refuses > 200 pixels
     Image.fromarray(photo(30, 30)).save(tmp_path / "x.png")  # 900 pixels

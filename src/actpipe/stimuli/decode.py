@@ -201,18 +201,19 @@ def decode_image(
     from PIL import ImageOps
 
     img = open_image(path, max_image_pixels, listed)
+    out: PILImage.Image | np.ndarray | None = None
     try:
-        with img:
-            img.load()
-            ImageOps.exif_transpose(img, in_place=True)
-            out = _to_rgb(img, background)
-            if out is img:  # keep the pixels, let the file go
-                out = img.copy()
-            return out
-    except StimulusError:
-        raise
+        img.load()
+        ImageOps.exif_transpose(img, in_place=True)
+        out = _to_rgb(img, background)
+        if out is img and getattr(img, "is_animated", False):
+            out = img.copy()  # a multi-frame file keeps its file open: keep only the pixels
     except _DECODE_ERRORS as exc:
         raise StimulusError(f"cannot read image {str(path)!r}: {_reason(exc)}") from exc
+    finally:
+        if out is not img:
+            img.close()
+    return out
 
 
 def load_rgb(
