@@ -208,6 +208,10 @@ def test_parse_time_count_agrees_with_the_library_on_an_awkward_tree(tmp_path):
     write_config(tmp_path, _folder_config(root, shard_size=3))  # not recursive: only top.png
     out = run_snakemake(tmp_path, "-n", "--cores", "1").stdout
     assert _planned(out, "extract_activations_shard") == 1
+    (root / "top.png").unlink()  # nothing left directly inside: refused when planning
+    proc = run_snakemake(tmp_path, "-n", "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert "stimuli.photos: stimulus folder" in proc.stderr and "recursive: true" in proc.stderr
 
 
 @pytest.mark.workflow
@@ -249,3 +253,25 @@ def test_workflow_on_class_subfolders_of_jpegs(tmp_path):
     out = run_snakemake(tmp_path, "-n", "--cores", "1").stdout
     assert _planned(out, "extract_activations") == 0
     assert _planned(out, "aggregate_clusters") == 1
+
+
+def test_schema_defaults_are_the_library_defaults():
+    import yaml
+
+    from actpipe.imagefiles import DEFAULT_EXTENSIONS, DEFAULT_MAX_IMAGE_PIXELS
+    from actpipe.stimuli import FolderOptions
+    from actpipe.stimuli.folder import FOLDER_KEYS
+    from tests.helpers.workflow import REPO
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    keys = schema["$defs"]["folder_set"]["properties"]
+    assert keys["extensions"]["default"] == list(DEFAULT_EXTENSIONS)
+    assert keys["max_image_pixels"]["default"] == DEFAULT_MAX_IMAGE_PIXELS
+    assert keys["recursive"]["default"] is False
+    assert set(FOLDER_KEYS) <= set(keys)
+    assert FolderOptions.from_config({}) == FolderOptions()
+    assert FolderOptions().max_image_pixels == DEFAULT_MAX_IMAGE_PIXELS
+    with pytest.raises(StimulusError, match="max_image_pixels"):
+        FolderOptions.from_config({"max_image_pixels": 0})
+    with pytest.raises(StimulusError, match="extensions"):
+        FolderOptions.from_config({"extensions": []})

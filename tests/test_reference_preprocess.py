@@ -289,3 +289,19 @@ def test_clip_tower_features_equal_create_transform_pipeline(photos, tmp_path):
     got = extracted(spec, photos, tmp_path, "blocks.2")
     scale = expected.abs().max().item()
     np.testing.assert_allclose(got, expected.numpy(), rtol=0, atol=1e-5 * scale)
+
+
+def test_schema_offers_what_the_code_accepts():
+    import yaml
+
+    from actpipe.preprocess import CROP_MODES, PRESETS
+    from tests.helpers.workflow import REPO
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    mapping = schema["$defs"]["preprocess"]["oneOf"][1]["properties"]
+    assert mapping["crop_mode"]["enum"] == list(CROP_MODES)
+    assert mapping["preset"]["enum"] == ["auto", *PRESETS]
+    for name in mapping["interpolation"]["enum"]:
+        resolve_preprocess({"interpolation": name})  # each is a Pillow filter torchvision maps
+    with pytest.raises(ValueError, match="crop_mode 'squash' needs a 'size'"):
+        resolve_preprocess({"preset": "none", "crop_mode": "squash"})

@@ -208,15 +208,18 @@ def folder_listing(stimset):
     if stimset not in _LISTINGS:
         block = STIMULI[stimset]
         options = folder_options(stimset)
+        if not Path(block["path"]).is_dir():
+            raise WorkflowError(
+                f"stimuli.{stimset}.path: folder {block['path']!r} does not exist or is not a "
+                "folder; fix the path in the config (relative paths are relative to the "
+                "working directory)"
+            )
         try:
             _LISTINGS[stimset] = list_image_files(
                 block["path"], options["recursive"], options["extensions"]
             )
         except StimulusError as exc:
-            raise WorkflowError(
-                f"stimuli.{stimset}: {exc} (relative paths are relative to the working "
-                "directory)"
-            )
+            raise WorkflowError(f"stimuli.{stimset}: {exc}")
     return _LISTINGS[stimset]
 
 
