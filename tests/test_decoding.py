@@ -287,3 +287,19 @@ def test_a_file_rewritten_after_listing_is_named(tmp_path):
             _options(),
         )
     assert not (tmp_path / "m").exists()  # caught by the check, before the model
+
+
+def test_a_link_to_nothing_is_a_bad_image_not_a_changed_folder(tmp_path):
+    import os
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(photo(20, 24)).save(folder / "ok.png")
+    os.symlink(tmp_path / "moved_away.png", folder / "link.png")
+    stimuli = load_stimulus_folder(folder)
+    assert stimuli.ids == ["link", "ok"]
+    problem = check_image(stimuli.paths[0], listed=stimuli.listed(0))
+    assert "link.png" in problem and "changed" not in problem
+    with pytest.raises(StimulusError) as caught:
+        decode_image(stimuli.paths[0], listed=stimuli.listed(0))
+    assert not isinstance(caught.value, FolderChangedError)

@@ -215,7 +215,9 @@ def _interpolation(name: str):
         raise ValueError(f"unknown interpolation {name!r}; choose one of {valid}") from exc
 
 
-def resize_and_crop(img: Image.Image, pre: Preprocess, fill: float | tuple[int, ...] = 0):
+def resize_and_crop(
+    img: Image.Image, pre: Preprocess, fill: float | tuple[int, ...] = 0
+) -> Image.Image:
     """Resize and crop a PIL image as the reference transforms do (torchvision's functional
     ``resize`` and ``center_crop`` on the PIL image, i.e. Pillow's own resampling).
 

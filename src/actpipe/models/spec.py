@@ -185,14 +185,16 @@ def torchvision_defaults(arch: str) -> dict[str, Any] | None:
     mean and std of its ``ImageClassification`` transform. ``None`` for architectures without
     weights or whose weights transform is not an image classification one."""
     from torchvision.models import get_model_weights
-    from torchvision.transforms._presets import ImageClassification
 
     try:
         weights = get_model_weights(arch).DEFAULT
     except Exception:  # unknown names are reported by the registry, with close names
         return None
     transform = weights.transforms()
-    if not isinstance(transform, ImageClassification):
+    needed = ("crop_size", "resize_size", "interpolation", "mean", "std")
+    if type(transform).__name__ != "ImageClassification" or not all(
+        hasattr(transform, name) for name in needed
+    ):
         return None
     return {
         "size": int(transform.crop_size[0]),

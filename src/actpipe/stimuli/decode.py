@@ -83,8 +83,13 @@ def _too_large(path: Any, width: int, height: int, limit: int) -> StimulusError:
     )
 
 
+def _tracked(listed: ImageFile | None) -> bool:
+    """Whether the listing saw the file (not a link to nothing, already missing then)."""
+    return listed is not None and listed.size >= 0
+
+
 def _check_unchanged(path: Path, listed: ImageFile | None) -> None:
-    if listed is None:
+    if not _tracked(listed):
         return
     try:
         st = os.stat(path)
@@ -122,7 +127,7 @@ def open_image(
             "removes it)"
         ) from exc
     except FileNotFoundError as exc:
-        if listed is not None:
+        if _tracked(listed):
             raise FolderChangedError(
                 f"image {str(path)!r} was listed when the job started but is gone now: the "
                 "stimulus folder changed during the run. Let the folder settle, then run again"
