@@ -12,6 +12,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -22,19 +25,22 @@ resource_scopes:
     gpu_jobs="local",
 
 
-# A wildcard can only take a configured name.
+# A wildcard can only take a configured name (layers: their layer keys, see actpipe.names).
 wildcard_constraints:
     stimset=alternation(STIMULI),
     model=alternation(MODELS),
     pset=alternation(PARAMETER_SETS),
-    layer=alternation(all_layers()),
+    layer=alternation(all_layer_keys()),
 
 
 include: "workflow/rules/stimuli.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/extraction.smk"
+include: "workflow/rules/gradients.smk"
 include: "workflow/rules/clustering.smk"
 include: "workflow/rules/aggregation.smk"
+include: "workflow/rules/site.smk"
+include: "workflow/rules/similarity.smk"
 
 
 rule all:

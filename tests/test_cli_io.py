@@ -42,7 +42,7 @@ def run(capsys, *argv):
 def test_inspect_shows_models_layers_and_provenance(files, capsys):
     code, out, _ = run(capsys, "inspect", files["joined"], "--show-layers")
     assert code == 0
-    assert "joined file, layer-major layout, format_version 1" in out
+    assert "joined file, layer-major layout, format_version 2" in out
     assert "model alpha (linked: set/a.h5)" in out and "model beta (linked: set/b.h5)" in out
     assert "stimuli: 6  replicates: 2  layers: 2" in out
     with h5py.File(files["a"], "r") as f:

@@ -378,18 +378,19 @@ def test_schema_lists_the_same_options_as_the_code():
 
     import yaml
 
-    from actpipe.clustering.params import COMMON_OPTIONS, METHOD_OPTIONS
+    from actpipe.clustering.params import COMMON_OPTIONS, METHOD_OPTIONS, SCOPE_OPTIONS
 
     schema = yaml.safe_load(
         (Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text()
     )
     pset = schema["$defs"]["parameter_set"]
-    assert set(pset["properties"]) == set(COMMON_OPTIONS).union(*METHOD_OPTIONS.values())
+    common = set(COMMON_OPTIONS) | set(SCOPE_OPTIONS)
+    assert set(pset["properties"]) == common.union(*METHOD_OPTIONS.values())
     assert pset["properties"]["method"]["enum"] == list(METHOD_OPTIONS)
     for rule in pset["allOf"][1:]:
         method = rule["if"]["properties"]["method"]["const"]
         allowed = rule["then"]["propertyNames"]["enum"]
-        assert set(allowed) == set(COMMON_OPTIONS) | set(METHOD_OPTIONS[method])
+        assert set(allowed) == common | set(METHOD_OPTIONS[method])
 
 
 def test_faiss_backend_same_outputs_or_a_clear_error(blob_file, tmp_path):

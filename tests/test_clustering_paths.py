@@ -17,7 +17,7 @@ from actpipe.cli import main
 from actpipe.clustering import cluster_layer, read_layer_clusters
 from actpipe.results import CLUSTER_OUTPUTS
 from actpipe.storage import join_activations, merge_shards
-from tests.helpers.clustering import blobs, write_activations
+from tests.helpers.clustering import blobs, projected_blobs, write_activations
 
 LAYERS = ["l1", "l2", "l3"]
 
@@ -25,12 +25,7 @@ LAYERS = ["l1", "l2", "l3"]
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     """Three layers of the same 3 blobs seen through different random projections."""
-    X, y = blobs(n=90, centers=3, dim=6, seed=2)
-    rng = np.random.default_rng(0)
-    layers = {
-        name: np.stack([X @ rng.normal(size=(6, d))] * 2, axis=1)
-        for name, d in zip(LAYERS, (6, 4, 5), strict=True)
-    }
+    layers, y = projected_blobs(dict(zip(LAYERS, (6, 4, 5), strict=True)))
     folder = tmp_path_factory.mktemp("acts")
     path = write_activations(folder / "m.h5", "m", layers)
     labels = folder / "labels.csv"

@@ -107,7 +107,7 @@ def test_hooked_activations_equal_independent_feature_extraction(gratings, tmp_p
             np.testing.assert_allclose(data[()], ref, atol=1e-6, rtol=0)
         assert tuple(group["layers/layer1"].attrs["original_shape"]) == (64, SIZE // 4, SIZE // 4)
         assert group["layers/layer2"].attrs["reduce_applied"] == "mean"
-        assert f.attrs["format_version"] == 1
+        assert f.attrs["format_version"] == 2
 
 
 def test_jitter_is_recorded_seeded_and_replicate0_untouched(gratings):

@@ -179,9 +179,11 @@ def test_adding_a_model_schedules_only_its_jobs(finished):
         "cluster_layer": "8",
         "join_activations": "2",
         "aggregate_clusters": "4",
+        "member_distances": "4",
         "write_report": "1",
+        "build_site": "1",
         "all": "1",
-        "total": "18",
+        "total": "23",
     }
     models = set(re.findall(r"model=([\w.+-]+)", out))
     assert models == {"resnet18_b"}

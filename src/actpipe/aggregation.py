@@ -29,6 +29,7 @@ from ._io import atomic_output, sha256_file, write_json
 from ._version import __version__
 from .clustering.quality import label_scores
 from .clustering.run import read_layer_clusters
+from .names import layer_key
 from .results import CLUSTER_OUTPUTS
 from .stimuli.labels import label_columns
 from .storage.files import data_files
@@ -160,7 +161,9 @@ def aggregate_clusters(
         f.attrs["model"] = model
         for name, layer in zip(names, layers, strict=True):
             c = layer["centroids"]
-            f.create_dataset(f"{name}/centroids", data=c)
+            group = f.create_group(layer_key(name))
+            group.attrs["name"] = name
+            group.create_dataset("centroids", data=c)
             entry: dict[str, Any] = {
                 "k": int(c.shape[0]),
                 "dim": int(c.shape[1]),
@@ -171,11 +174,14 @@ def aggregate_clusters(
             else:
                 entry["hdf5"] = {
                     "file": CLUSTER_OUTPUTS["centroids_h5"],
-                    "dataset": f"/{name}/centroids",
+                    "dataset": f"/{layer_key(name)}/centroids",
                 }
             centroids_json[name] = entry
 
     files = data_files(activations, model)
+    gradients = first["attrs"].get("gradients")  # activations x gradients: the gradient file
+    if gradients:
+        files += [f for f in data_files(gradients, model) if f not in files]
     metadata = {
         **(context or {}),
         "model": model,
@@ -198,6 +204,7 @@ def aggregate_clusters(
         "dropped": {n: layer["attrs"]["dropped"] for n, layer in zip(names, layers, strict=True)},
         "source_files": {
             "activations": str(activations),
+            "gradients": gradients,
             "checksums": [
                 {"path": str(p), "sha256": sha256_file(p, cache_dir=checksum_cache)} for p in files
             ],

@@ -39,6 +39,11 @@ class ActivationKeyError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class TargetError(ValueError):
+    """A gradient target that cannot be computed for these stimuli or this model (a label
+    without a class index, an index beyond the model's outputs)."""
+
+
 class ClusteringError(ValueError):
     """Parameters or data that a clustering method cannot work with.
 

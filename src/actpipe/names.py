@@ -89,20 +89,47 @@ def is_layer_key(text: str) -> bool:
     return True
 
 
-def key_collisions(names: Iterable[str]) -> list[tuple[str, str]]:
-    """Pairs of distinct names whose keys would name the same file.
+def entry_names(entries: Iterable[object], where: str = "") -> list[tuple[str, str]]:
+    """``(name, module)`` of each entry of a model block's ``layers:`` list.
 
-    Keys are injective, so this finds names equal apart from letter case: their files would
-    overwrite each other on case-insensitive file systems (macOS, Windows).
+    An entry is a module (or ONNX tensor) name, or a mapping ``{name: module, as: short, ...}``;
+    the layer goes by ``as`` when given. Names must be usable as keys (:func:`layer_key`) and
+    unique, also compared without letter case (the files of two names differing only in case
+    would overwrite each other on macOS and Windows): a ``ValueError`` names both entries.
     """
-    seen: dict[str, str] = {}
-    pairs = []
-    for name in names:
-        folded = layer_key(name).casefold()
-        other = seen.setdefault(folded, name)
-        if other != name:
-            pairs.append((other, name))
-    return pairs
+    prefix = f"{where}: " if where else ""
+    out: list[tuple[str, str]] = []
+    seen: dict[str, tuple[str, str]] = {}
+    for entry in entries:
+        if isinstance(entry, str):
+            module, alias = entry, None
+        elif isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            module, alias = entry["name"], entry.get("as")
+        else:
+            raise ValueError(f"{prefix}a layer entry is a name or {{name: ..}}, got {entry!r}")
+        name = alias if isinstance(alias, str) and alias else module
+        try:
+            folded = layer_key(name).casefold()
+        except ValueError as exc:
+            raise ValueError(f"{prefix}{exc}") from exc
+        other = seen.setdefault(folded, (name, module))
+        if other != (name, module) or (name, module) in out:
+            why = (
+                f"both go by the name {name!r}"
+                if other[0] == name
+                else "differ only in letter case, so their files would overwrite each other on "
+                "case-insensitive file systems"
+            )
+            raise ValueError(
+                f"{prefix}layer entries {_entry_text(*other)} and {_entry_text(name, module)} "
+                f"{why}; give one of them another name with 'as:'"
+            )
+        out.append((name, module))
+    return out
+
+
+def _entry_text(name: str, module: str) -> str:
+    return repr(name) if name == module else f"{{name: {module!r}, as: {name!r}}}"
 
 
 # --------------------------------------------------------------------------- did you mean

@@ -5,6 +5,9 @@ folder (``metadata.json``, ``quality.tsv``, ``paths.json``) and writes one Markd
 
 * per stimulus set and label, which model and layer agree best with that label (highest
   adjusted Rand index of its clusters, with NMI and purity);
+* per (set, model) clustered both ways, each layer's agreement with each label for the
+  parameter sets on activations and on activations x gradients, side by side
+  (:mod:`actpipe.agreement`);
 * per (model, parameter set), a table of every layer: clusters, silhouette, Davies-Bouldin,
   cluster sizes and the label scores, followed by the cluster paths: how many distinct paths
   the examples take and how many follow the most common one.
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import atomic_output
+from .agreement import agreement_markdown, input_agreement
 
 PathLike = str | os.PathLike[str]
 
@@ -78,6 +82,14 @@ def _float(value: str) -> float:
     return out if out == out else float("-inf")
 
 
+def code(text: str) -> str:
+    """``text`` as inline code in a Markdown table cell: pipes escaped, backticks fenced."""
+    text = str(text).replace("|", "\\|")
+    if "`" in text:
+        return f"`` {text} ``"
+    return f"`{text}`"
+
+
 def _layer_table(run: ClusterRun) -> list[str]:
     labels = run.labels
     head = ["layer", "clusters", "silhouette", "Davies-Bouldin", "sizes (min/median/max)"]
@@ -85,7 +97,7 @@ def _layer_table(run: ClusterRun) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for row in run.quality:
         cells = [
-            f"`{row['layer']}`",
+            code(row["layer"]),
             row.get("n_nonempty") or row.get("n_clusters", ""),
             _number(row.get("silhouette", "")),
             _number(row.get("davies_bouldin", "")),
@@ -124,7 +136,7 @@ def _best_by_label(runs: list[ClusterRun]) -> list[str]:
         for _, run, best in rows:
             lines.append(
                 f"| {run.metadata['model']} | {run.metadata['parameter_set']} "
-                f"| `{best['layer']}` | {_number(best.get(f'ari_{label}', ''))} "
+                f"| {code(best['layer'])} | {_number(best.get(f'ari_{label}', ''))} "
                 f"| {_number(best.get(f'nmi_{label}', ''))} "
                 f"| {_number(best.get(f'purity_{label}', ''))} |"
             )
@@ -132,8 +144,12 @@ def _best_by_label(runs: list[ClusterRun]) -> list[str]:
     return lines
 
 
-def render_report(folders: list[PathLike]) -> str:
-    """The Markdown report of the given (set, model, parameter set) folders."""
+def render_report(folders: list[PathLike], similarity: list[PathLike] | None = None) -> str:
+    """The Markdown report of the given (set, model, parameter set) folders.
+
+    ``similarity``: ``compare.h5`` files whose section (:mod:`actpipe.similarity.report`)
+    follows the clustering sections.
+    """
     runs = [ClusterRun.read(folder) for folder in folders]
     by_set: dict[str, list[ClusterRun]] = {}
     for run in runs:
@@ -154,6 +170,7 @@ def render_report(folders: list[PathLike]) -> str:
         n = set_runs[0].metadata.get("n_examples", "?")
         lines += [f"## Stimulus set `{stimset}` ({n} examples)", ""]
         lines += _best_by_label(set_runs)
+        lines += agreement_markdown(input_agreement(set_runs))
         for run in set_runs:
             meta = run.metadata
             params = meta.get("params", {})
@@ -171,12 +188,18 @@ def render_report(folders: list[PathLike]) -> str:
                 f"{common}. Files: `{run.folder.as_posix()}/`.",
                 "",
             ]
+    if similarity:
+        from .similarity.report import render_section
+
+        lines += render_section(similarity)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_report(folders: list[PathLike], output: PathLike) -> Path:
-    """Write :func:`render_report` of ``folders`` to ``output`` (atomically)."""
-    text = render_report(folders)
+def write_report(
+    folders: list[PathLike], output: PathLike, similarity: list[PathLike] | None = None
+) -> Path:
+    """Write :func:`render_report` of ``folders`` (and ``similarity`` files) to ``output``."""
+    text = render_report(folders, similarity)
     with atomic_output(output) as tmp:
         Path(tmp).write_text(text)
     return Path(output)

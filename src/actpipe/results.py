@@ -17,5 +17,20 @@ CLUSTER_OUTPUTS: dict[str, str] = {
 """What aggregating one (stimulus set, model, parameter set) writes into its folder
 ``results/clusters/{set}/{model}/{parameter_set}/`` (schemas in docs/clustering.md)."""
 
+MEMBER_DISTANCES = "distances.h5"
+"""Each example's distance to its cluster's centroid, per layer, in a parameter set's folder
+(rule ``member_distances``; the results site orders cluster members by it)."""
+
+THUMBNAILS = "results/thumbnails"
+"""Folder of the thumbnails of each stimulus set (rule ``make_thumbnails``)."""
+
 LAYER_CLUSTERS_DIR = "layers"
 """Sub-folder of a parameter set's folder holding one clustering file per layer."""
+
+GRADIENT = "gradient"
+ACTIVATION_X_GRADIENT = "activation_x_gradient"
+QUANTITIES = (GRADIENT, ACTIVATION_X_GRADIENT)
+"""What a gradient file (``results/gradients/{set}/{model}.h5``) stores per layer: the
+gradient of the target w.r.t. the layer's output, and activation x gradient, each reduced with
+the layer's reduction. Each is a layer dataset's ``quantity`` attribute and the name of the
+group holding that quantity (docs/format.md)."""

@@ -35,3 +35,17 @@ def blobs(
         n_samples=n, centers=centers, n_features=dim, random_state=seed, cluster_std=std
     )
     return X.astype(np.float32).astype(np.float64), y
+
+
+def projected_blobs(
+    dims: dict[str, int], n: int = 90, centers: int = 3, seed: int = 2, n_replicates: int = 2
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Layers ``{name: (n, n_replicates, dim)}`` showing the same blobs (6 features) through
+    different seeded random projections, and the true blob of each row."""
+    X, y = blobs(n=n, centers=centers, dim=6, seed=seed)
+    rng = np.random.default_rng(0)
+    layers = {
+        name: np.stack([X @ rng.normal(size=(6, d))] * n_replicates, axis=1)
+        for name, d in dims.items()
+    }
+    return layers, y

@@ -8,7 +8,7 @@ rule aggregate_clusters:
         activations=get_activation_file,
         stimuli=get_stimulus_dir,
     output:
-        **cluster_outputs("results/clusters/{stimset}/{model}/{pset}"),
+        **aggregate_outputs(),
     log:
         "logs/aggregate_clusters/{stimset}/{model}/{pset}.log",
     benchmark:
@@ -30,7 +30,9 @@ rule write_report:
     input:
         unpack(get_report_inputs),
     output:
-        "results/report.md",
+        report(
+            "results/report.md", caption="../report/report_md.rst", category="Report"
+        ),
     log:
         "logs/write_report.log",
     benchmark:

@@ -18,6 +18,7 @@ rule cluster_layer:
         runtime=60,
     params:
         params=get_parameter_set,
+        run=get_parameter_set_run,
         version=ACTPIPE_VERSION,
     script:
         "../scripts/cluster_layer.py"

@@ -5,55 +5,135 @@ import os
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import yaml
 from snakemake.exceptions import WorkflowError
 
 from snakemake.utils import validate
 
-# The package's standard-library-only modules (version, errors, result file names, the
-# listing of stimulus folders) are read here; nothing that imports torch, numpy or Pillow is
-# imported at parse time.
+# The package's standard-library-only modules (version, names, result files, the canonical
+# config, parameter sets, the listing of stimulus folders) are read here; nothing that imports
+# torch, numpy or Pillow is.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from actpipe._version import __version__ as ACTPIPE_VERSION  # noqa: E402
-from actpipe.errors import StimulusError  # noqa: E402
+from actpipe.clustering.params import SCOPE_OPTIONS, resolve_parameter_set  # noqa: E402
+from actpipe.config import (  # noqa: E402
+    canonical,
+    canonical_model,
+    model_params,
+    split_extraction,
+)
+from actpipe.errors import ClusteringError, ModelError, StimulusError  # noqa: E402
+from actpipe.gradients.settings import GradientOptions  # noqa: E402
 from actpipe.imagefiles import (  # noqa: E402
     DEFAULT_EXTENSIONS,
     DEFAULT_MAX_IMAGE_PIXELS,
     list_image_files,
     listing_digest,
+    normalise_extensions,
 )
-from actpipe.results import CLUSTER_OUTPUTS  # noqa: E402
+from actpipe.names import entry_names, layer_key  # noqa: E402
+from actpipe.results import (  # noqa: E402
+    ACTIVATION_X_GRADIENT,
+    CLUSTER_OUTPUTS,
+    MEMBER_DISTANCES,
+    THUMBNAILS,
+)
+
+SCHEMA_FILE = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 
 
-def refuse_unavailable(config):
-    """Config values the schema refuses because nothing implements them yet, explained."""
-    psets = (config.get("clustering") or {}).get("parameter_sets") or {}
-    for name, pset in psets.items():
-        if isinstance(pset, dict) and pset.get("input") == "activations_x_gradients":
-            raise WorkflowError(
-                f"clustering.parameter_sets.{name}.input: activations_x_gradients is not "
-                "available: no rule of this workflow produces gradients yet, so there is "
-                "nothing to multiply the activations with. Use input: activations (or cluster "
-                "a gradient file made elsewhere with actpipe.clustering.cluster_layer)."
-            )
-
-
-refuse_unavailable(config)
 validate(config, schema="../schemas/config.schema.yaml")
 
 
-STIMULI = config["stimuli"]
-MODELS = config["models"]
-PARAMETER_SETS = config["clustering"]["parameter_sets"]
+# Rules get the canonical form of their config block (defaults filled in, keys sorted,
+# numbers typed, layer entries spelled out: actpipe.config), so a config that means the same
+# reruns nothing and a change of meaning reruns exactly the jobs whose block changed.
+SCHEMA = yaml.safe_load(SCHEMA_FILE.read_text())
+
+
+def _canonical_parameter_set(name, block):
+    try:
+        return dict(sorted(resolve_parameter_set(block, name).to_dict().items()))
+    except ClusteringError as exc:
+        raise WorkflowError(f"clustering.parameter_sets.{name}: {exc}") from None
+
+
+try:
+    STIMULI = {
+        name: canonical(block, SCHEMA["$defs"]["stimulus_set"], SCHEMA)
+        for name, block in config["stimuli"].items()
+    }
+    MODELS = {
+        name: canonical_model(block, SCHEMA, f"models.{name}.layers")
+        for name, block in config["models"].items()
+    }
+except ValueError as exc:
+    raise WorkflowError(str(exc)) from None
+EXTRACTION, EXTRACTION_RUN = split_extraction(
+    canonical(config["extraction"], SCHEMA["properties"]["extraction"], SCHEMA)
+)
+# The gradients block of models without their own; only the gradient jobs get it.
+EXTRACTION_GRADIENTS = EXTRACTION.pop("gradients", None)
+STORAGE = canonical(config["storage"], SCHEMA["properties"]["storage"], SCHEMA)
+PARAMETER_SETS = {
+    name: _canonical_parameter_set(
+        name, {k: v for k, v in block.items() if k not in SCOPE_OPTIONS}
+    )
+    for name, block in config["clustering"]["parameter_sets"].items()
+}
+
+
+def _scope(pset, block):
+    """The models and stimulus sets a parameter set applies to (`models:`, `stimuli:`; default
+    all), in config order; a name that is not configured stops the workflow."""
+    scope = {}
+    for key, kind, known in (
+        ("models", "model", config["models"]),
+        ("stimuli", "stimulus set", config["stimuli"]),
+    ):
+        names = block.get(key)
+        unknown = [n for n in names or [] if n not in known]
+        if unknown:
+            raise WorkflowError(
+                f"clustering.parameter_sets.{pset}.{key}: no {kind} {', '.join(unknown)} in "
+                f"the config (configured: {', '.join(known)})"
+            )
+        scope[key] = [n for n in known if names is None or n in names]
+    return scope
+
+
+PARAMETER_SET_SCOPE = {
+    name: _scope(name, block)
+    for name, block in config["clustering"]["parameter_sets"].items()
+}
+# How a clustering job reads (not what it computes): not compared, so it reruns nothing.
+PARAMETER_SET_RUN = {
+    name: {key: block[key] for key in ("block_mb",) if key in block}
+    for name, block in config["clustering"]["parameter_sets"].items()
+}
 PREFIX = config["output_prefix"]
 
 
 def model_layers(model):
-    """Layer names of a model, in config order (entries are names or {name, reduce})."""
+    """Layer names of a model, in config order (entries are names or {name, as, reduce}).
+
+    Two entries going by the same name (or names differing only in letter case) stop the
+    workflow here, naming both.
+    """
     layers = MODELS[model]["layers"]
     if layers == "auto":
         return auto_layers(model)
-    return [e if isinstance(e, str) else e["name"] for e in layers]
+    try:
+        return [name for name, _ in entry_names(layers, f"models.{model}.layers")]
+    except ValueError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+def layer_keys(model):
+    """The layer keys of a model's layers: their names made safe for file names."""
+    return [layer_key(name) for name in model_layers(model)]
 
 
 def package_env():
@@ -111,12 +191,25 @@ ONNX_CACHE = "results/models/instrumented"
 
 
 def model_files(model):
-    """The weights or ONNX file of a model when the workflow produces it (else none)."""
+    """The weights or ONNX file of a model: one the workflow produces, or a local file.
+
+    A local file is an input, so replacing it (a retrained checkpoint, a new export) reruns
+    the model's jobs. A file that does not exist is left to the model check, which says what
+    to do. (An ONNX model's external data files are covered by the checksum recorded in the
+    activation file, not by this.)
+    """
     block = MODELS[model]
     paths = [block.get("weights", ""), block.get("path", "")]
     if block["source"] == "onnx":
         paths.append(block.get("name", ""))
-    return [p for p in paths if p in PRODUCED_MODEL_FILES]
+    return list(
+        dict.fromkeys(
+            p
+            for p in paths
+            if p in PRODUCED_MODEL_FILES
+            or (p not in ("", "random", "pretrained", "file") and Path(p).is_file())
+        )
+    )
 
 
 def get_model_files(wildcards):
@@ -155,8 +248,8 @@ def check_models_at_start():
     raise WorkflowError(proc.stderr.strip() or f"model check failed; see {log}")
 
 
-def all_layers():
-    return sorted({layer for model in MODELS for layer in model_layers(model)})
+def all_layer_keys():
+    return sorted({key for model in MODELS for key in layer_keys(model)})
 
 
 def alternation(names):
@@ -189,11 +282,18 @@ FOLDER_DEFAULTS = {
 
 
 def folder_options(stimset):
-    """The listing keys of a set, defaults filled in (generated sets: the defaults)."""
+    """The listing keys of a set, defaults filled in and extensions written one way (lower
+    case, no dot), so that `[PNG, .jpg]` and `[png, jpg]` rerun nothing (generated sets: the
+    defaults)."""
     block = STIMULI[stimset]
     if block["source"] != "folder":
         return dict(FOLDER_DEFAULTS)
-    return {key: block.get(key, default) for key, default in FOLDER_DEFAULTS.items()}
+    options = {key: block.get(key, default) for key, default in FOLDER_DEFAULTS.items()}
+    try:
+        options["extensions"] = list(normalise_extensions(options["extensions"]))
+    except StimulusError as exc:
+        raise WorkflowError(f"stimuli.{stimset}.{exc}") from None
+    return options
 
 
 def get_folder_options(wildcards):
@@ -311,7 +411,7 @@ def get_layer_cluster_files(wildcards):
         stimset=wildcards.stimset,
         model=wildcards.model,
         pset=wildcards.pset,
-        layer=model_layers(wildcards.model),
+        layer=layer_keys(wildcards.model),
     )
 
 
@@ -320,8 +420,22 @@ def cluster_outputs(folder):
     return {key: f"{folder}/{name}" for key, name in CLUSTER_OUTPUTS.items()}
 
 
+def aggregate_outputs():
+    """The outputs of rule aggregate_clusters; the quality table goes into the report."""
+    out = cluster_outputs("results/clusters/{stimset}/{model}/{pset}")
+    out["quality"] = report(
+        out["quality"],
+        caption="../report/quality.rst",
+        category="Quality",
+        subcategory="{stimset}",
+        labels={"model": "{model}", "parameter set": "{pset}"},
+    )
+    return out
+
+
 def gradient_file(stimset, model):
-    """Where a parameter set with `input: activations_x_gradients` reads gradients."""
+    """A model's gradient file on a set (rule compute_gradients), which a parameter set with
+    `input: activations_x_gradients` reads."""
     return f"results/gradients/{stimset}/{model}.h5"
 
 
@@ -335,6 +449,133 @@ def get_cluster_inputs(wildcards):
 
 def get_parameter_set(wildcards):
     return PARAMETER_SETS[wildcards.pset]
+
+
+def applies(pset, stimset, model):
+    """Whether parameter set `pset` clusters `model` on `stimset` (its `models:`/`stimuli:`)."""
+    scope = PARAMETER_SET_SCOPE[pset]
+    return stimset in scope["stimuli"] and model in scope["models"]
+
+
+def cluster_folders():
+    """Every (set, model, parameter set) folder the run makes, in config order."""
+    return [
+        f"results/clusters/{stimset}/{model}/{pset}"
+        for stimset in STIMULI
+        for model in MODELS
+        for pset in PARAMETER_SETS
+        if applies(pset, stimset, model)
+    ]
+
+
+def _gradient_settings(model):
+    """A model's gradients block (its own, else extraction.gradients) in canonical form, and
+    the stimulus sets it applies to (its `stimuli:`, default all); (None, []) without one.
+    """
+    block = MODELS[model]
+    own = "gradients" in block
+    settings = block["gradients"] if own else EXTRACTION_GRADIENTS
+    if settings is None or settings is False:
+        return None, []
+    where = f"models.{model}.gradients" if own else "extraction.gradients"
+    if settings is True:
+        settings = {}
+    names = settings.get("stimuli")
+    unknown = [n for n in names or [] if n not in STIMULI]
+    if unknown:
+        raise WorkflowError(
+            f"{where}.stimuli: no stimulus set {', '.join(unknown)} in the config "
+            f"(configured: {', '.join(STIMULI)})"
+        )
+    stimsets = [s for s in STIMULI if names is None or s in names]
+    if block["source"] == "onnx":
+        raise WorkflowError(
+            f"{where}: model {model!r} runs in onnxruntime (source: onnx), which has no backward "
+            "pass here; compute the gradients of the same network built in torch, or set "
+            f"models.{model}.gradients: false"
+        )
+    computed = {k: v for k, v in settings.items() if k != "stimuli"}
+    try:
+        return GradientOptions.from_config(computed, where).to_config(), stimsets
+    except ModelError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+GRADIENTS, GRADIENT_SETS = {}, {}
+for _model in MODELS:
+    GRADIENTS[_model], GRADIENT_SETS[_model] = _gradient_settings(_model)
+GRADIENT_MODELS = [
+    model for model, settings in GRADIENTS.items() if settings is not None
+]
+
+
+def gradient_files():
+    """Every gradient file the run makes: (set, model) with the model's gradients on."""
+    return [
+        gradient_file(stimset, model)
+        for stimset in STIMULI
+        for model in GRADIENT_MODELS
+        if stimset in GRADIENT_SETS[model]
+    ]
+
+
+def check_gradient_inputs():
+    """Every model a parameter set clusters activations x gradients of stores them."""
+    for pset, params in PARAMETER_SETS.items():
+        if params["input"] != "activations_x_gradients":
+            continue
+        for model in PARAMETER_SET_SCOPE[pset]["models"]:
+            settings = GRADIENTS[model]
+            where = f"clustering.parameter_sets.{pset}: input activations_x_gradients"
+            if settings is None:
+                raise WorkflowError(
+                    f"{where} needs the gradients of model {model!r}, which has none; add "
+                    f"gradients: {{target: predicted}} to models.{model} (docs/gradients.md), "
+                    "or restrict the parameter set to other models with models: [...]"
+                )
+            if ACTIVATION_X_GRADIENT not in settings["store"]:
+                raise WorkflowError(
+                    f"{where} clusters the stored activation x gradient, but "
+                    f"models.{model}.gradients.store is {settings['store']}; add "
+                    f"{ACTIVATION_X_GRADIENT}"
+                )
+            missing = [
+                s
+                for s in PARAMETER_SET_SCOPE[pset]["stimuli"]
+                if s not in GRADIENT_SETS[model]
+            ]
+            if missing:
+                raise WorkflowError(
+                    f"{where} needs the gradients of model {model!r} on {', '.join(missing)}, "
+                    f"outside models.{model}.gradients.stimuli; add them there, or restrict "
+                    "the parameter set with stimuli: [...]"
+                )
+
+
+check_gradient_inputs()
+
+
+def get_gradient_settings(wildcards):
+    return GRADIENTS[wildcards.model]
+
+
+def get_parameter_set_run(wildcards):
+    return SimpleNamespace(**PARAMETER_SET_RUN[wildcards.pset])
+
+
+def get_model_params(wildcards):
+    """A model's canonical block, without what only concerns scheduling (resources) and
+    without its gradients block (the gradient job's own parameter)."""
+    params = model_params(MODELS[wildcards.model])
+    return {k: v for k, v in params.items() if k != "gradients"}
+
+
+def get_stimulus_spec(wildcards):
+    """A generated set's canonical block, without what only concerns scheduling."""
+    return {k: v for k, v in STIMULI[wildcards.stimset].items() if k != "shard_size"}
+
+
+EXTRACTION_RUN_SETTINGS = SimpleNamespace(**EXTRACTION_RUN)
 
 
 def extraction_resources(key, default):
@@ -353,24 +594,165 @@ def uses_gpu(wildcards):
 
 def get_report_inputs(wildcards):
     """What the report reads of every (set, model, parameter set) folder, by kind."""
-    folders = [
-        f"results/clusters/{stimset}/{model}/{pset}"
-        for stimset in STIMULI
-        for model in MODELS
-        for pset in PARAMETER_SETS
-    ]
-    return {
+    folders = cluster_folders()
+    inputs = {
         kind: [cluster_outputs(folder)[kind] for folder in folders]
         for kind in ("metadata", "quality", "paths")
     }
+    inputs["similarity"] = similarity_report_inputs()
+    return inputs
 
 
 def get_final_output():
-    targets = ["results/report.md"]
+    targets = ["results/report.md", *site_targets()]
     for stimset in STIMULI:
         targets.append(f"results/activations/{PREFIX}_{stimset}.h5")
-        for model in MODELS:
-            for pset in PARAMETER_SETS:
-                base = f"results/clusters/{stimset}/{model}/{pset}"
-                targets += list(cluster_outputs(base).values())
+    targets += gradient_files()
+    for folder in cluster_folders():
+        targets += list(cluster_outputs(folder).values())
+    targets += similarity_outputs()
     return targets
+
+
+# The results site (workflow/rules/site.smk, docs/site.md).
+SITE = canonical(config["site"], SCHEMA["properties"]["site"], SCHEMA)
+THUMBNAIL_OPTIONS = {k: v for k, v in SITE.items() if k.startswith("thumbnail_")}
+SITE_RUN_FILES = ("metadata", "quality", "paths", "transitions")
+
+
+def site_runs():
+    """Every (stimulus set, model, parameter set) the site shows, in config order."""
+    return [
+        [s, m, p]
+        for s in STIMULI
+        for m in MODELS
+        for p in PARAMETER_SETS
+        if applies(p, s, m)
+    ]
+
+
+def site_targets():
+    return ["results/site"] if SITE["enabled"] else []
+
+
+def get_distance_inputs(wildcards):
+    """The layer files of a clustering and what it read (activations, maybe gradients)."""
+    return {
+        "layers": get_layer_cluster_files(wildcards),
+        **get_cluster_inputs(wildcards),
+    }
+
+
+def get_site_inputs(wildcards):
+    """Thumbnails of every set, the aggregated files and distances of every run, and the
+    similarity outputs (the similarity page) when similarity is enabled.
+
+    A later analysis whose page reads its own outputs adds them here (docs/site.md).
+    """
+    return {
+        "thumbnails": [f"{THUMBNAILS}/{stimset}" for stimset in STIMULI],
+        "runs": [
+            path
+            for stimset, model, pset in site_runs()
+            for path in (
+                *(
+                    cluster_outputs(f"results/clusters/{stimset}/{model}/{pset}")[k]
+                    for k in SITE_RUN_FILES
+                ),
+                f"results/clusters/{stimset}/{model}/{pset}/{MEMBER_DISTANCES}",
+            )
+        ],
+        "similarity": similarity_site_inputs(),
+    }
+
+
+# --------------------------------------------------------------------------- similarity
+# Representational similarity (workflow/rules/similarity.smk, docs/similarity.md).
+
+SIMILARITY = canonical(config["similarity"], SCHEMA["properties"]["similarity"], SCHEMA)
+SIMILARITY_RUN_KEYS = ("block_mb", "memory_mb")
+RDM_KEYS = ("distances", "max_stimuli", "seed", "balance_by", "max_conditions")
+
+
+def similarity_enabled():
+    return bool(SIMILARITY["enabled"])
+
+
+def similarity_params(rule_name):
+    """The parameters of compute_rdms (only what RDMs depend on) and of compare_layers
+    (the rest of the block); memory settings are run settings (SIMILARITY_RUN)."""
+    block = {k: v for k, v in SIMILARITY.items() if k not in SIMILARITY_RUN_KEYS}
+    block.pop("enabled")
+    if rule_name == "compute_rdms":
+        return {k: v for k, v in block.items() if k in RDM_KEYS}
+    return block
+
+
+SIMILARITY_RUN = SimpleNamespace(**{k: SIMILARITY[k] for k in SIMILARITY_RUN_KEYS})
+
+
+def check_similarity_config():
+    """Cross-validated distances need replicates: stop before any job runs otherwise."""
+    if not similarity_enabled():
+        return
+    cv = [d for d in SIMILARITY.get("distances", []) if d == "crossnobis"]
+    if cv and config.get("extraction", {}).get("n_replicates", 1) < 2:
+        raise WorkflowError(
+            "similarity.distances: 'crossnobis' is cross-validated across replicates and "
+            "needs extraction.n_replicates >= 2; raise n_replicates or drop crossnobis"
+        )
+
+
+check_similarity_config()
+
+
+def similarity_mem_mb(kind):
+    """Memory of a similarity job (MB): its tiles or accumulators plus the condensed RDMs."""
+    block = float(SIMILARITY.get("block_mb", 256))
+    memory = float(SIMILARITY.get("memory_mb", 1024))
+    n = int(SIMILARITY.get("max_stimuli", 5000))
+    rdm_mb = len(SIMILARITY.get("distances", ["correlation"])) * 8 * n * n / 2 / 2**20
+    if kind == "rdms":
+        return int(2 * block + rdm_mb + 500)
+    return int(memory * 1.5 + 2 * rdm_mb + 500)
+
+
+def get_set_rdm_files(wildcards):
+    return [
+        f"results/similarity/{wildcards.stimset}/{model}/rdms.h5" for model in MODELS
+    ]
+
+
+def similarity_outputs():
+    """Every similarity output of the run (none when similarity.enabled is false)."""
+    if not similarity_enabled():
+        return []
+    targets = []
+    for stimset in STIMULI:
+        targets += [f"results/similarity/{stimset}/{model}/rdms.h5" for model in MODELS]
+        targets += [
+            f"results/similarity/{stimset}/compare.h5",
+            f"results/similarity/{stimset}/compare.tsv",
+        ]
+    return targets
+
+
+def similarity_report_inputs():
+    """The comparisons the report's similarity section is rendered from."""
+    if not similarity_enabled():
+        return []
+    return [f"results/similarity/{stimset}/compare.h5" for stimset in STIMULI]
+
+
+def similarity_site_inputs():
+    """What the site's similarity page reads: each set's comparison and its models' RDMs."""
+    if not similarity_enabled():
+        return []
+    return [
+        path
+        for stimset in STIMULI
+        for path in (
+            f"results/similarity/{stimset}/compare.h5",
+            *(f"results/similarity/{stimset}/{model}/rdms.h5" for model in MODELS),
+        )
+    ]

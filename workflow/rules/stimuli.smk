@@ -12,7 +12,7 @@ rule materialise_stimuli:
     conda:
         "../../envs/stimuli.yaml"
     params:
-        spec=lambda wildcards: STIMULI[wildcards.stimset],
+        spec=get_stimulus_spec,
         version=ACTPIPE_VERSION,
     script:
         "../scripts/materialise_stimuli.py"

@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))
 from actpipe.extraction import ExtractionOptions, extract_activations
 from actpipe.logs import logging_to
 from actpipe.models import ModelSpec
@@ -14,7 +14,9 @@ with logging_to(snakemake.log[0]):
         ModelSpec.from_config(snakemake.wildcards.model, snakemake.params.model_block),
         load_stimulus_folder(snakemake.input.stimuli, snakemake.params.stimulus_options),
         snakemake.output[0],
-        ExtractionOptions.from_config(snakemake.params.extraction, snakemake.params.storage),
+        ExtractionOptions.from_config(
+            {**snakemake.params.extraction, **vars(snakemake.params.run)}, snakemake.params.storage
+        ),
         stimulus_set=snakemake.wildcards.stimset,
         cache_dir=snakemake.params.cache_dir,
         threads=snakemake.threads,

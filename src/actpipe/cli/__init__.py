@@ -20,8 +20,12 @@ COMMANDS: tuple[str, ...] = (
     "export",
     "import_",
     "append",
+    "merge",
     "layers",
     "cluster",
+    "serve",
+    "rdm",
+    "compare",
 )
 
 
@@ -29,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="actpipe",
         description="Activations of neural networks on stimulus folders: inspect, convert, "
-        "cluster.",
+        "cluster, compare.",
     )
     parser.add_argument("--version", action="version", version=f"actpipe {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

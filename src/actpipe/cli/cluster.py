@@ -95,7 +95,8 @@ def parameter_sets(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def run(args: argparse.Namespace) -> int:
     from ..aggregation import aggregate_clusters
     from ..clustering import cluster_layer
-    from ..names import no_such
+    from ..names import layer_key, no_such
+    from ..results import LAYER_CLUSTERS_DIR
     from ..storage.reader import choose_model, get_available_layers, get_available_models
 
     model = choose_model(args.file, get_available_models(args.file), args.model)
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out) / model / name
         files = []
         for layer in layers:
-            target = out / "layers" / f"{layer}.h5"
+            target = out / LAYER_CLUSTERS_DIR / f"{layer_key(layer)}.h5"
             cluster_layer(args.file, model, layer, params, target, name)
             files.append(target)
         aggregate_clusters(files, out, args.file, args.labels, {"source": "actpipe cluster"})

@@ -71,7 +71,21 @@ def format_description(info: dict[str, Any], show_layers: bool) -> str:
             f"layers: {model['n_layers']}  on disk: {human_bytes(model['storage_bytes'])}"
         )
         if show_layers and model["layers"]:
-            rows = [["layer", "shape", "dtype", "chunks", "compression", "on disk"]]
+            # The dataset a layer is stored as (its layer key) and the module or tensor it
+            # captures are shown when some layer's differ from its name.
+            keyed = any(
+                layer.get("key", layer["name"]) != layer["name"] for layer in model["layers"]
+            )
+            renamed = any(
+                layer["attrs"].get("module", layer["name"]) != layer["name"]
+                for layer in model["layers"]
+            )
+            rows = [
+                ["layer"]
+                + (["stored as"] if keyed else [])
+                + (["module"] if renamed else [])
+                + ["shape", "dtype", "chunks", "compression", "on disk"]
+            ]
             for layer in model["layers"]:
                 chunks = "x".join(map(str, layer["chunks"])) if layer.get("chunks") else "-"
                 if layer.get("virtual"):
@@ -80,8 +94,10 @@ def format_description(info: dict[str, Any], show_layers: bool) -> str:
                 if layer.get("compression_opts") is not None:
                     compression += f" {layer['compression_opts']}"
                 rows.append(
-                    [
-                        layer["name"],
+                    [layer["name"]]
+                    + ([layer.get("key", layer["name"])] if keyed else [])
+                    + ([str(layer["attrs"].get("module", layer["name"]))] if renamed else [])
+                    + [
                         "x".join(map(str, layer["shape"])),
                         layer["dtype"],
                         chunks,

@@ -82,6 +82,21 @@ def model_block(text: str, configs: list[str] | None = None) -> tuple[str, dict[
     )
 
 
+def input_text(spec: Any) -> str:
+    """The input the listing ran on: ``3x{size}x{size}``, or an ONNX graph's declared input
+    with how its batch is fed."""
+    size = spec.preprocess.size
+    if not spec.is_onnx:
+        return f"3x{size}x{size}"
+    from ..models.onnx import load_graph
+    from ..models.onnx_input import image_input, shape_text
+
+    graph_input = image_input(load_graph(spec.arch, spec.name), spec.name, spec.input_layout)
+    batch = graph_input.fixed_batch
+    fed = f"fixed batch {batch}" if batch else "free batch"
+    return f"{graph_input.name!r} {shape_text(graph_input.shape)} ({graph_input.layout}, {fed})"
+
+
 def run(args: argparse.Namespace) -> int:
     from ..models import ModelSpec, list_layers
 
@@ -129,15 +144,16 @@ def run(args: argparse.Namespace) -> int:
             "not run"
             if info.calls == 0
             else (
-                "x".join(str(s) for s in info.shape) if info.shape is not None else "(not a tensor)"
+                ("x".join(str(s) for s in info.shape) or "scalar")
+                if info.shape is not None
+                else ("(no batch axis)" if spec.is_onnx else "(not a tensor)")
             )
         )
         if info.calls > 1:
             shape += f" (runs {info.calls}x: ambiguous)"
         rows.append(["*" if info.name in chosen else "", info.name, info.kind, shape])
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    size = spec.preprocess.size
-    print(f"{name} ({spec.source}: {spec.arch}), input 3x{size}x{size}; * = layers: auto")
+    print(f"{name} ({spec.source}: {spec.arch}), input {input_text(spec)}; * = layers: auto")
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return 0

@@ -25,6 +25,10 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "block_mb": 32,  # size of the blocks a layer is read in
 }
 COMMON_OPTIONS: tuple[str, ...] = ("method", "k", *COMMON_DEFAULTS)
+SCOPE_OPTIONS: tuple[str, ...] = ("models", "stimuli")
+"""Keys of a workflow parameter set saying where it applies (which models, which stimulus
+sets), not how to cluster: the workflow reads and removes them; :func:`resolve_parameter_set`
+does not take them."""
 
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "kmeans": {"n_init": 10, "max_iter": 300, "backend": "sklearn"},

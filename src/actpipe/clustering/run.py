@@ -11,7 +11,8 @@ Layer result file (``results/clusters/{set}/{model}/{parameter_set}/layers/{laye
     attrs: kind, format_version, model, layer, parameter_set, params (every parameter used),
            features (preparation), info (what the method reported), quality (scores),
            dropped (example ids left out), feature_dim, activations, gradients,
-           actpipe_version, seconds
+           activations_x_gradients (stored: read from the gradient file; multiplied: activations
+           times gradients), actpipe_version, seconds
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ def cluster_layer(
         "feature_dim": source.feature_dim,
         "activations": str(Path(activations)),
         "gradients": None if source.gradients is None else str(source.gradients),
+        "activations_x_gradients": source.product,
         "actpipe_version": __version__,
         "seconds": time.perf_counter() - started,
     }

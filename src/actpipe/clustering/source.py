@@ -2,10 +2,14 @@
 
 A *row* (an example) is one stimulus (``replicates='mean'``: the mean over its replicate
 exposures) or one exposure (``replicates='each'``: example id ``{stimulus_id}#{replicate}``).
-With ``gradients`` the rows are the element-wise product activations x gradients of a second
-file in the same layout. The layer is opened once, as a lazy view of the reading API
-(:mod:`actpipe.storage.reader`), so per-model files, joined per-set files and merged shard
-files all work; :meth:`LayerSource.close` (or a ``with`` block) closes it.
+With ``gradients`` (a gradient file of the same stimuli, docs/format.md) the rows are
+activation x gradient: the file's stored ``activation_x_gradient`` layer (the product taken
+on the layer's full output, then reduced), or, for a file holding only gradients, the
+element-wise product of the stored activations and gradients, which is the same thing only
+for reductions that keep elements as they are (``flatten``, ``cls``, a 2-D output); a layer
+pooled with ``mean`` or ``max`` is then an error. The layer is opened once, as a lazy view
+of the reading API (:mod:`actpipe.storage.reader`), so per-model files, joined per-set files
+and merged shard files all work; :meth:`LayerSource.close` (or a ``with`` block) closes it.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ClusteringError
+from ..storage.format import ACTIVATION_X_GRADIENT
 from ..storage.lazy import LayerView, LazyActivations
 
 PathLike = str | os.PathLike[str]
 REPLICATE_SEPARATOR = "#"
+ELEMENTWISE_REDUCTIONS = ("flatten", "none", "cls")
+"""Reductions ``R`` with ``R(a (.) g) = R(a) (.) R(g)``: they select elements, never pool."""
 
 
 class LayerSource:
@@ -48,8 +55,15 @@ class LayerSource:
         self.stimulus_ids = self.view.stimulus_ids
         self.n_replicates, self.feature_dim = self.view.n_replicates, self.view.feature_dim
         self.gradient_view: LayerView | None = None
+        self.stored_product: LayerView | None = None
+        self.product: str | None = None
         if self.gradients is not None:
-            self.gradient_view = self._check_gradients()
+            view = self._check_gradients()
+            if view.attrs.get("quantity") == ACTIVATION_X_GRADIENT:
+                self.stored_product, self.product = view, "stored"
+            else:
+                self._check_elementwise(view)
+                self.gradient_view, self.product = view, "multiplied"
         self.n_stimuli = len(self.stimulus_ids)
         self.rows_per_stimulus = self.n_replicates if replicates == "each" else 1
         self.n_examples = self.n_stimuli * self.rows_per_stimulus
@@ -91,7 +105,29 @@ class LayerSource:
                 f"(stimulus ids equal: {ids == self.stimulus_ids}; shape {shape} vs "
                 f"{(self.n_replicates, self.feature_dim)})"
             )
+        mine = self.view.attrs.get("reduce_applied")
+        theirs = view.attrs.get("reduce_applied")
+        if mine is not None and theirs is not None and mine != theirs:
+            raise ClusteringError(
+                f"{self.where}: the activations are reduced with {mine!r} but the gradient file "
+                f"{self.gradients} with {theirs!r}; compute both with the same model block"
+            )
         return view
+
+    def _check_elementwise(self, view: LayerView) -> None:
+        """Refuse multiplying pooled activations by pooled gradients (not act x grad)."""
+        for what, reduced in (
+            ("activations", self.view.attrs.get("reduce_applied")),
+            (f"gradients of {self.gradients}", view.attrs.get("reduce_applied")),
+        ):
+            if reduced is not None and reduced not in ELEMENTWISE_REDUCTIONS:
+                raise ClusteringError(
+                    f"{self.where}: the {what} are pooled with {reduced!r}, and the product of "
+                    f"pooled activations and pooled gradients is not activation x gradient "
+                    f"({reduced} of a (.) g over positions); the gradient file holds no "
+                    "activation_x_gradient for this layer: add activation_x_gradient to the "
+                    "model's gradients.store"
+                )
 
     # ------------------------------------------------------------------ example bookkeeping
 
@@ -166,11 +202,12 @@ class LayerSource:
         else:
             order = np.asarray(stimulus_rows, dtype=np.int64)
             ids = [self.stimulus_ids[i] for i in order]
-        raw = (
-            self._product_blocks(ids)
-            if self.gradient_view is not None
-            else self._raw_blocks(self.view, ids)
-        )
+        if self.stored_product is not None:
+            raw = self._raw_blocks(self.stored_product, ids)
+        elif self.gradient_view is not None:
+            raw = self._product_blocks(ids)
+        else:
+            raw = self._raw_blocks(self.view, ids)
         done = 0
         for block_ids, block in raw:
             count = len(block_ids)

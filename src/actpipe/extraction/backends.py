@@ -11,6 +11,7 @@ import contextlib
 import functools
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,11 +91,7 @@ def open_backend(
     The model block's own ``device``, ``autocast`` and ``channels_last`` override the
     arguments. ``layers: auto`` is resolved here; the returned ``spec`` lists the layers.
     """
-    device = select_device(spec.device or device_name)
-    if spec.autocast is not None:
-        autocast = spec.autocast
-    if spec.channels_last is not None:
-        channels_last = bool(spec.channels_last)
+    device, autocast, channels_last = run_settings(spec, device_name, autocast, channels_last)
     if spec.is_onnx:
         capture = OnnxCapture(spec, cache_dir, str(device), threads)
         resolved = (
@@ -105,12 +102,13 @@ def open_backend(
         weights = {
             "kind": "onnx",
             "path": os.path.abspath(spec.arch),
-            "sha256": capture.source_sha256,
+            **capture.checksum.describe(),
         }
         runtime = {
             "backend": "onnxruntime",
             "providers": capture.providers,
             "instrumented": str(capture.path),
+            **capture.describe(),
             "autocast": "none",
             "autocast_requested": autocast or "none",
             "channels_last": False,
@@ -118,15 +116,60 @@ def open_backend(
         if autocast not in (None, "none"):
             log.warning("model %r: autocast does not apply to onnxruntime; ignored", spec.name)
         return Backend(resolved, capture, device, weights, runtime)
+    torch_model = open_torch_model(spec, device, autocast, channels_last)
+    capture = TorchCapture(torch_model.module, torch_model.spec.layers, spec.name)
+    capture.autocast = torch_model.autocast
+    return Backend(torch_model.spec, capture, device, torch_model.weights, torch_model.runtime)
+
+
+def run_settings(
+    spec: ModelSpec, device_name: str = "auto", autocast: str = "none", channels_last: bool = False
+) -> tuple[torch.device, str, bool]:
+    """``(device, autocast, channels_last)`` of a run: the model block's own ``device``,
+    ``autocast`` and ``channels_last`` override the run-wide settings given."""
+    device = select_device(spec.device or device_name)
+    if spec.autocast is not None:
+        autocast = spec.autocast
+    if spec.channels_last is not None:
+        channels_last = bool(spec.channels_last)
+    return device, autocast, channels_last
+
+
+@dataclass
+class TorchModel:
+    """A torch model built from its block and placed on its device, without hooks.
+
+    ``spec`` lists the layers (``layers: auto`` resolved); ``autocast`` is the context
+    manager factory of the forward pass; ``weights`` and ``runtime`` are what a run records.
+    """
+
+    spec: ModelSpec
+    module: torch.nn.Module
+    device: torch.device
+    weights: dict[str, Any]
+    runtime: dict[str, Any]
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]]
+
+    def prepare(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Move a batch to the model's device (and memory format)."""
+        inputs = inputs.to(self.device, non_blocking=self.device.type == "cuda")
+        if self.runtime["channels_last"]:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return inputs
+
+
+def open_torch_model(
+    spec: ModelSpec, device: torch.device, autocast: str = "none", channels_last: bool = False
+) -> TorchModel:
+    """Build ``spec``'s torch model in eval mode on ``device``, without hooks (settings as
+    resolved by :func:`run_settings`)."""
     model, weights = build_model(spec)
     names = resolve_layer_names(spec, model)
     resolved = spec.with_layer_names(names) if spec.auto_layers else spec
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    capture = TorchCapture(model, resolved.layers, spec.name)
     context, applied = autocast_context(autocast, device)
-    capture.autocast = context
     runtime = {
         "backend": "torch",
         "autocast": applied,
@@ -134,4 +177,4 @@ def open_backend(
         "channels_last": channels_last,
         "pin_memory": device.type == "cuda",
     }
-    return Backend(resolved, capture, device, weights, runtime)
+    return TorchModel(resolved, model, device, weights, runtime, context)

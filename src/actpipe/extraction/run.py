@@ -12,7 +12,7 @@ import logging
 import os
 import platform
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,8 +161,12 @@ def resume_key(
     stimuli: StimulusSet,
     options: ExtractionOptions,
     weights_sha256: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> str:
-    """What must be equal for a partial file to be continued instead of started over."""
+    """What must be equal for a partial file to be continued instead of started over.
+
+    ``extra``: what else a pass's output depends on (the gradient pass's target and store).
+    """
     from .._version import __version__
 
     description = {
@@ -180,6 +184,8 @@ def resume_key(
         "stimulus_options": stimuli.options.to_dict(),
         "actpipe": __version__,
     }
+    if extra is not None:
+        description["extra"] = extra
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
 
 
@@ -210,16 +216,23 @@ def check_images(stimuli: StimulusSet, workers: int | None = None) -> None:
     log.info("checked %d images in %.2f s: all can be decoded", len(stimuli), seconds)
 
 
+Rows = dict[str, np.ndarray]
+"""One batch's values: ``{name: (n_images, n_replicates, ...)}``."""
+Step = Callable[[Batch], tuple[Rows, Rows | None]]
+"""What a pass does with one batch: ``(layer values, extra datasets or None)`` to write."""
+
+
 def _store(
     writer: ActivationWriter,
     row: int,
     jitter: np.ndarray,
-    values: dict[str, np.ndarray],
+    values: Rows,
+    extra: Rows | None,
     state: dict[str, Any],
     every_seconds: float,
 ) -> None:
     """Write one batch, then record the progress (at most every ``every_seconds``)."""
-    writer.write_rows(row, jitter, values)
+    writer.write_rows(row, jitter, values, extra)
     writer.checkpoint(state, every_seconds)
 
 
@@ -233,6 +246,130 @@ def _prefetch(iterator: Iterator[Batch], pool: ThreadPoolExecutor) -> Iterator[B
             return
         future = pool.submit(next, iterator, sentinel)
         yield item
+
+
+def run_batches(
+    writer: ActivationWriter,
+    stimuli: StimulusSet,
+    spec: ModelSpec,
+    options: ExtractionOptions,
+    step: Step,
+    *,
+    pin: bool = False,
+    description: str = "",
+) -> tuple[list[str], list[str]]:
+    """The batched loop shared by the activation and the gradient pass.
+
+    Batches come from :func:`iter_batches` (decoded one batch ahead in a thread), ``step``
+    turns each into the rows to write, and the writer stores them one batch behind in
+    another thread, recording progress for resume. A writer that reopened a partial file
+    (``writer.resumed``) is continued from its recorded image. Returns ``(ids written,
+    ids skipped as unreadable)``; finishing or aborting the writer is the caller's.
+    """
+    ids_written: list[str] = []
+    skipped: list[str] = []
+    row = 0
+    start_image = 0
+    if writer.resumed is not None:
+        start_image, row = int(writer.resumed["next_image"]), int(writer.resumed["rows"])
+        skipped = list(writer.resumed["skipped"])
+        ids_written = [sid for sid in stimuli.ids[:start_image] if sid not in set(skipped)]
+        log.info(
+            "resuming %s from image %d of %d (batch %d, %d rows already written)",
+            writer.path,
+            start_image,
+            len(stimuli),
+            start_image // images_per_batch(spec, options),
+            row,
+        )
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=len(stimuli),
+        desc=description,
+        unit="img",
+        file=sys.stderr,
+        disable=not options.progress,
+        mininterval=2.0,
+        initial=start_image,
+    )
+    with (
+        ThreadPoolExecutor(1, "actpipe-load") as loader,
+        ThreadPoolExecutor(1, "actpipe-write") as saver,
+    ):
+        pending: Future | None = None
+        batches = iter_batches(stimuli, spec, options, pin, start_image)
+        for batch in _prefetch(batches, loader):
+            skipped.extend(batch.skipped)
+            bar.update(len(batch.ids) + len(batch.skipped))
+            if not batch.ids:
+                continue
+            values, extra = step(batch)
+            if pending is not None:
+                pending.result()
+            n_img = len(batch.ids)
+            ids_written.extend(batch.ids)
+            state = {"next_image": batch.stop, "rows": row + n_img, "skipped": list(skipped)}
+            pending = saver.submit(
+                _store,
+                writer,
+                row,
+                batch.jitter,
+                values,
+                extra,
+                state,
+                options.checkpoint_seconds,
+            )
+            row += n_img
+        if pending is not None:
+            pending.result()
+    bar.close()
+    if not ids_written:
+        raise StimulusError(f"no readable image in {stimuli.root}; nothing to extract")
+    return ids_written, skipped
+
+
+def provenance(
+    spec: ModelSpec,
+    stimuli: StimulusSet,
+    stimulus_set: str,
+    options: ExtractionOptions,
+    device: torch.device,
+    weights: dict[str, Any],
+    runtime: dict[str, Any],
+    malloc_tuned: bool,
+    skipped: list[str],
+) -> dict[str, Any]:
+    """The model group's provenance attributes (docs/format.md), shared by both passes."""
+    return {
+        "model": spec.describe(),
+        "stimulus_set": stimulus_set,
+        "stimulus_root": str(stimuli.root),
+        "stimulus_options": stimuli.options.to_dict(),
+        "weights": weights,
+        "preprocess": spec.preprocess.to_dict(),
+        "jitter": options.jitter.to_dict(),
+        "seed": options.seed,
+        "device": str(device),
+        "dtype": options.storage.dtype,
+        "channels_last": bool(runtime.get("channels_last")),
+        "autocast": runtime["autocast"],
+        "runtime": runtime,
+        "malloc_tuned": malloc_tuned,
+        "skipped_ids": skipped,
+        "versions": package_versions(),
+    }
+
+
+def select_stimuli(
+    stimuli: StimulusSet | str | os.PathLike[str], rows: Sequence[int] | None = None
+) -> StimulusSet:
+    """``stimuli`` as a :class:`StimulusSet` (a folder is listed), or rows ``[start, stop)``."""
+    if not isinstance(stimuli, StimulusSet):
+        stimuli = load_stimulus_folder(stimuli)
+    if rows is not None:
+        stimuli = stimuli.subset(int(rows[0]), int(rows[1]))
+    return stimuli
 
 
 def extract_activations(
@@ -258,10 +395,7 @@ def extract_activations(
     instrumented ONNX models (default: beside the .onnx file); ``threads`` sets the number of
     threads of torch and onnxruntime.
     """
-    if not isinstance(stimuli, StimulusSet):
-        stimuli = load_stimulus_folder(stimuli)
-    if rows is not None:
-        stimuli = stimuli.subset(int(rows[0]), int(rows[1]))
+    stimuli = select_stimuli(stimuli, rows)
     if threads:
         torch.set_num_threads(int(threads))
     options = options or ExtractionOptions()
@@ -271,124 +405,80 @@ def extract_activations(
     backend = open_backend(
         spec, options.device, options.autocast, options.channels_last, cache_dir, threads
     )
-    spec, device, capture = backend.spec, backend.device, backend.capture
-    weights_info = backend.weights
-    set_deterministic(options.seed, device)
+    spec, capture = backend.spec, backend.capture
+    set_deterministic(options.seed, backend.device)
     n_rep = options.n_replicates
-    pin = backend.pin_memory
     writer = ActivationWriter(
         output,
         spec.name,
         len(stimuli),
         n_rep,
         options.storage,
-        resume_key(spec, stimuli, options, weights_info.get("sha256")) if options.resume else None,
+        resume_key(spec, stimuli, options, backend.weights.get("sha256"))
+        if options.resume
+        else None,
     )
-    ids_written: list[str] = []
-    skipped: list[str] = []
-    row = 0
-    start_image = 0
+    # Two sets of host buffers, alternating between batches: the forward pass fills one
+    # while the writer thread stores the other.
+    buffer_sets: list[dict[str, torch.Tensor]] = []
     n_batches = 0
-    if writer.resumed is not None:
-        start_image, row = int(writer.resumed["next_image"]), int(writer.resumed["rows"])
-        skipped = list(writer.resumed["skipped"])
-        ids_written = [sid for sid in stimuli.ids[:start_image] if sid not in set(skipped)]
-        log.info(
-            "resuming %s from image %d of %d (batch %d, %d rows already written)",
-            output,
-            start_image,
-            len(stimuli),
-            start_image // images_per_batch(spec, options),
-            row,
-        )
-    try:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(
-            total=len(stimuli),
-            desc=f"{spec.name} on {stimulus_set or stimuli.root}",
-            unit="img",
-            file=sys.stderr,
-            disable=not options.progress,
-            mininterval=2.0,
-            initial=start_image,
-        )
-        with (
-            ThreadPoolExecutor(1, "actpipe-load") as loader,
-            ThreadPoolExecutor(1, "actpipe-write") as saver,
-            torch.inference_mode(),
-        ):
-            pending: Future | None = None
-            # Two sets of host buffers, alternating between batches: the forward pass fills
-            # one while the writer thread stores the other.
-            buffer_sets: list[dict[str, torch.Tensor]] = []
-            batches = iter_batches(stimuli, spec, options, pin, start_image)
-            for batch in _prefetch(batches, loader):
-                skipped.extend(batch.skipped)
-                bar.update(len(batch.ids) + len(batch.skipped))
-                if not batch.ids:
-                    continue
-                inputs = backend.prepare(batch.inputs)
-                buffers = buffer_sets[n_batches % 2] if buffer_sets else None
-                features = capture.run(inputs, buffers)
-                n_batches += 1
-                n_img = len(batch.ids)
-                values = {
-                    name: t.float().cpu().numpy().reshape(n_img, n_rep, -1)
+    def step(batch: Batch) -> tuple[Rows, None]:
+        nonlocal n_batches
+        inputs = backend.prepare(batch.inputs)
+        buffers = buffer_sets[n_batches % 2] if buffer_sets else None
+        features = capture.run(inputs, buffers)
+        n_batches += 1
+        n_img = len(batch.ids)
+        values = {
+            name: t.float().cpu().numpy().reshape(n_img, n_rep, -1) for name, t in features.items()
+        }
+        if not buffer_sets:
+            size = images_per_batch(spec, options) * n_rep
+            buffer_sets.extend(
+                {
+                    name: torch.empty((size, t.shape[1]), dtype=torch.float32)
                     for name, t in features.items()
                 }
-                if not buffer_sets:
-                    rows = max(1, spec.batch_size // n_rep) * n_rep
-                    buffer_sets = [
-                        {
-                            name: torch.empty((rows, t.shape[1]), dtype=torch.float32)
-                            for name, t in features.items()
-                        }
-                        for _ in range(2)
-                    ]
-                if not writer.layer_order:
-                    for layer in spec.layers:
-                        writer.add_layer(
-                            layer.name,
-                            values[layer.name].shape[-1],
-                            capture.shapes[layer.name],
-                            {
-                                "reduce": layer.reduce,
-                                "reduce_applied": capture.applied[layer.name],
-                                "name": layer.name,
-                            },
-                        )
-                if pending is not None:
-                    pending.result()
-                ids_written.extend(batch.ids)
-                state = {"next_image": batch.stop, "rows": row + n_img, "skipped": list(skipped)}
-                pending = saver.submit(
-                    _store, writer, row, batch.jitter, values, state, options.checkpoint_seconds
+                for _ in range(2)
+            )
+        if not writer.layer_order:
+            for layer in spec.layers:
+                writer.add_layer(
+                    layer.name,
+                    values[layer.name].shape[-1],
+                    capture.shapes[layer.name],
+                    {
+                        "reduce": layer.reduce,
+                        "reduce_applied": capture.applied[layer.name],
+                        "name": layer.name,
+                        "module": layer.module,
+                    },
                 )
-                row += n_img
-            if pending is not None:
-                pending.result()
-        bar.close()
-        if not ids_written:
-            raise StimulusError(f"no readable image in {stimuli.root}; nothing to extract")
-        attrs = {
-            "model": spec.describe(),
-            "stimulus_set": stimulus_set,
-            "stimulus_root": str(stimuli.root),
-            "stimulus_options": stimuli.options.to_dict(),
-            "weights": weights_info,
-            "preprocess": spec.preprocess.to_dict(),
-            "jitter": options.jitter.to_dict(),
-            "seed": options.seed,
-            "device": str(device),
-            "dtype": options.storage.dtype,
-            "channels_last": backend.channels_last,
-            "autocast": backend.runtime["autocast"],
-            "runtime": backend.runtime,
-            "malloc_tuned": malloc_tuned,
-            "skipped_ids": skipped,
-            "versions": package_versions(),
-        }
+        return values, None
+
+    try:
+        with torch.inference_mode():
+            ids_written, skipped = run_batches(
+                writer,
+                stimuli,
+                spec,
+                options,
+                step,
+                pin=backend.pin_memory,
+                description=f"{spec.name} on {stimulus_set or stimuli.root}",
+            )
+        attrs = provenance(
+            spec,
+            stimuli,
+            stimulus_set,
+            options,
+            backend.device,
+            backend.weights,
+            backend.runtime,
+            malloc_tuned,
+            skipped,
+        )
         path = writer.finish(ids_written, attrs)
     except BaseException:
         writer.abort(keep_progress=options.resume)

@@ -27,7 +27,7 @@ class TorchCapture:
     """
 
     def __init__(self, model: torch.nn.Module, layers: Sequence[LayerSpec], model_name: str):
-        check_layer_names(model, [layer.name for layer in layers], model_name)
+        check_layer_names(model, [layer.module for layer in layers], model_name)
         modules = dict(model.named_modules())
         self.model = model
         self.model_name = model_name
@@ -39,14 +39,14 @@ class TorchCapture:
         self.early_stop = True
         self.autocast = contextlib.nullcontext
         self._handles = [
-            modules[layer.name].register_forward_hook(self._hook(layer)) for layer in self.layers
+            modules[layer.module].register_forward_hook(self._hook(layer)) for layer in self.layers
         ]
 
     def _hook(self, layer: LayerSpec):
         def hook(module, inputs, output):
             if layer.name in self.features:
                 raise LayerError(
-                    f"model {self.model_name!r}: module {layer.name!r} runs more than once per "
+                    f"model {self.model_name!r}: module {layer.module!r} runs more than once per "
                     "forward pass, so its output is ambiguous; choose one of its submodules"
                 )
             x = first_tensor(output).detach()

@@ -40,8 +40,9 @@ def check_model(spec: ModelSpec) -> dict[str, Any]:
     if spec.is_onnx:
         return check_onnx(spec)
     model = build_skeleton(spec)
-    layers = resolve_layer_names(spec, model)
-    check_layer_names(model, layers, spec.name)
+    modules = resolve_layer_names(spec, model)
+    check_layer_names(model, modules, spec.name)
+    layers = modules if spec.auto_layers else spec.layer_names
     summary: dict[str, Any] = {"source": spec.source, "arch": spec.arch, "layers": layers}
     if spec.weights not in ("random", "pretrained"):
         where = f"model {spec.name!r}"

@@ -92,10 +92,11 @@ def auto_layer_names(model: nn.Module, source: str = "", arch: str = "") -> list
 
 
 def resolve_layer_names(spec: ModelSpec, model: nn.Module) -> list[str]:
-    """The configured layer names, or the family default for ``layers: auto``."""
+    """The module names to capture: those of the configured layers, or the family default
+    for ``layers: auto`` (whose layers go by their module names)."""
     if spec.auto_layers:
         return auto_layer_names(model, spec.source, spec.arch)
-    return spec.layer_names
+    return [layer.module for layer in spec.layers]
 
 
 def check_layer_names(model: nn.Module, names: Sequence[str], model_name: str) -> None:
@@ -149,7 +150,7 @@ def list_layers(spec: ModelSpec) -> tuple[list[LayerCandidate], list[str]]:
         graph = load_graph(spec.arch, f"model {spec.name!r}")
         kinds = {out: node.op_type for node in graph.graph.node for out in node.output}
         auto = auto_tensor_names(graph)
-        shapes = tensor_shapes(spec.arch, spec.preprocess.size)
+        shapes = tensor_shapes(spec.arch, spec.preprocess.size, layout=spec.input_layout)
         return [LayerCandidate(n, kinds.get(n, "?"), s) for n, s in shapes.items()], auto
     model, _ = build_model(replace(spec, weights="random"))
     return list_torch_layers(model, size), auto_layer_names(model, spec.source, spec.arch)

@@ -6,11 +6,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ModelError
+from ..names import entry_names
 from ..preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess, resolve_preprocess
 from .registry import SOURCE_NAMES
 
 REDUCTIONS = ("flatten", "mean", "max", "cls")
 AUTOCAST = ("none", "bf16", "fp16")
+INPUT_LAYOUTS = ("nchw", "nhwc")
 AUTO = "auto"
 
 __all__ = ["AUTO", "AUTOCAST", "REDUCTIONS", "SOURCE_NAMES", "LayerSpec", "ModelError", "ModelSpec"]
@@ -18,10 +20,21 @@ __all__ = ["AUTO", "AUTOCAST", "REDUCTIONS", "SOURCE_NAMES", "LayerSpec", "Model
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer to capture: the module (or ONNX tensor) name and its reduction."""
+    """One layer to capture: the name it goes by, its reduction, and what to capture.
+
+    ``name`` is the user's name of the layer (a config entry's ``as:``, else its ``name:``):
+    files, outputs and readers use it (stored under :func:`actpipe.names.layer_key`).
+    ``target`` is the module (or ONNX tensor) name when it differs from ``name``.
+    """
 
     name: str
     reduce: str = "flatten"
+    target: str = ""
+
+    @property
+    def module(self) -> str:
+        """The module (or ONNX tensor) name to capture."""
+        return self.target or self.name
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,7 @@ class ModelSpec:
     autocast: str | None = None
     device: str | None = None
     channels_last: bool | None = None
+    input_layout: str = "nchw"
 
     @classmethod
     def from_config(cls, name: str, block: dict[str, Any]) -> ModelSpec:
@@ -77,22 +91,7 @@ class ModelSpec:
             )
         raw_layers = block.get("layers", [])
         auto = raw_layers == AUTO
-        layers: list[LayerSpec] = []
-        for entry in [] if auto else raw_layers:
-            if isinstance(entry, str):
-                layers.append(LayerSpec(entry, default_reduce))
-            else:
-                layers.append(LayerSpec(entry["name"], entry.get("reduce", default_reduce)))
-        for layer in layers:
-            if layer.reduce not in REDUCTIONS:
-                raise ModelError(
-                    f"{where}, layer {layer.name!r}: unknown reduce {layer.reduce!r}; "
-                    f"choose one of {REDUCTIONS}"
-                )
-        names = [layer.name for layer in layers]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ModelError(f"{where}: layer(s) listed twice: {duplicates}")
+        layers = [] if auto else parse_layers(raw_layers, default_reduce, where)
         if not layers and not auto:
             raise ModelError(
                 f"{where}: 'layers' is empty; list at least one layer or write 'layers: auto'"
@@ -113,6 +112,16 @@ class ModelSpec:
                 f"{where}: an onnx model carries its weights in the .onnx file; remove "
                 f"'weights: {weights}' from its block"
             )
+        input_layout = str(block.get("input_layout", "nchw"))
+        if input_layout not in INPUT_LAYOUTS:
+            raise ModelError(
+                f"{where}: input_layout must be one of {INPUT_LAYOUTS}, got {input_layout!r}"
+            )
+        if input_layout != "nchw" and source != "onnx":
+            raise ModelError(
+                f"{where}: 'input_layout: {input_layout}' applies to onnx models only; torch "
+                "models always take (batch, 3, height, width): remove the key"
+            )
         return cls(
             name=name,
             source=source,
@@ -130,6 +139,7 @@ class ModelSpec:
             autocast=autocast,
             device=block.get("device"),
             channels_last=block.get("channels_last"),
+            input_layout=input_layout,
         )
 
     @property
@@ -155,13 +165,42 @@ class ModelSpec:
             "kwargs": self.kwargs,
             "batch_size": self.batch_size,
             "strict": self.strict,
-            "layers": [{"name": layer.name, "reduce": layer.reduce} for layer in self.layers],
+            "layers": [describe_layer(layer) for layer in self.layers],
         }
         if self.weights_prefix:
             out["weights_prefix"] = self.weights_prefix
         if self.auto_layers:
             out["layers_auto"] = True
+        if self.is_onnx:
+            out["input_layout"] = self.input_layout
         return out
+
+
+def describe_layer(layer: LayerSpec) -> dict[str, str]:
+    """A layer as its config entry reads: ``{name, reduce}`` plus ``as`` when renamed."""
+    if layer.target:
+        return {"name": layer.target, "as": layer.name, "reduce": layer.reduce}
+    return {"name": layer.name, "reduce": layer.reduce}
+
+
+def parse_layers(entries: list[Any], default_reduce: str, where: str) -> list[LayerSpec]:
+    """The ``layers:`` list of a model block: names or ``{name, as, reduce}`` mappings.
+
+    Names and their uniqueness follow :func:`actpipe.names.entry_names`.
+    """
+    try:
+        names = entry_names(entries, where)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from exc
+    layers: list[LayerSpec] = []
+    for entry, (name, module) in zip(entries, names, strict=True):
+        reduce = entry.get("reduce", default_reduce) if isinstance(entry, dict) else default_reduce
+        if reduce not in REDUCTIONS:
+            raise ModelError(
+                f"{where}, layer {name!r}: unknown reduce {reduce!r}; choose one of {REDUCTIONS}"
+            )
+        layers.append(LayerSpec(name, reduce, module if module != name else ""))
+    return layers
 
 
 def reference_preprocess(source: str, arch: str, kwargs: dict[str, Any]) -> dict[str, Any] | None:

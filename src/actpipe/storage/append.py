@@ -51,6 +51,7 @@ from .format import (
     encode_attr,
 )
 from .lazy import LazyActivations, get_available_models
+from .metadata import layer_datasets
 from .writer import producer
 
 PathLike = str | os.PathLike[str]
@@ -208,8 +209,9 @@ class _Extension:
                 f"{self.where}: stimulus ids already present or repeated: "
                 f"{', '.join(map(repr, (present + repeated)[:10]))}; every appended id must be new"
             )
+        order = decode_attr(group.attrs.get("layer_order", "[]"))
         self.layers = {
-            name: group[LAYERS_GROUP][name] for name in dataset_names(group[LAYERS_GROUP])
+            name: dset for name, (_, dset) in layer_datasets(group[LAYERS_GROUP], order).items()
         }
         targets = [ids_dset, *self.layers.values()] + ([group[JITTER]] if JITTER in group else [])
         for dset in targets:

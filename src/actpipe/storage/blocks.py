@@ -47,7 +47,8 @@ class OpenFiles:
         with self.lock:
             dset = self.datasets.get(key)
             if dset is None or not dset.id.valid:
-                dset = self.datasets[key] = self.group(model)[LAYERS_GROUP][layer]
+                stored = model.layers[layer].key or layer
+                dset = self.datasets[key] = self.group(model)[LAYERS_GROUP][stored]
             return dset
 
     def close(self) -> None:
@@ -65,12 +66,13 @@ def read_one(model: ModelInfo, files: OpenFiles, layer: str, row: int) -> np.nda
         return files.dataset(model, layer)[row]
     sid = model.stimulus_ids[row]
     stimulus = files.group(model)[sid]
-    if layer not in stimulus:
+    key = model.layers[layer].key or layer
+    if key not in stimulus:
         raise ActivationKeyError(
             f"{model.source}: stimulus {sid!r} of model {model.name!r} has no layer "
             f"{layer!r} (its layers: {', '.join(dataset_names(stimulus)) or 'none'})"
         )
-    array = as_rows(stimulus[layer][()])
+    array = as_rows(stimulus[key][()])
     if array.shape != model.layers[layer].shape[1:]:
         raise FormatError(
             f"{model.source}: /{model.name}/{sid}/{layer} has shape {array.shape}, "

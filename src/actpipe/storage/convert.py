@@ -24,7 +24,7 @@ import numpy as np
 
 from .._io import atomic_output
 from ..errors import ActivationKeyError, FormatError
-from ..names import no_such
+from ..names import layer_key, no_such
 from .blocks import READ_BLOCK_BYTES
 from .files import dataset_names
 from .format import (
@@ -108,10 +108,11 @@ def _export_model(lazy: LazyModel, f: h5py.File, block_bytes: int) -> None:
             stimulus.attrs["jitter"] = jitter[row]
         stimuli.append(stimulus)
     for name in lazy.layers:
+        key = layer_key(name)
         row = 0
         for _, block in lazy.layer(name).blocks(block_bytes=block_bytes):
             for values in block:
-                stimuli[row].create_dataset(name, data=values)
+                stimuli[row].create_dataset(key, data=values)
                 row += 1
 
 
@@ -159,7 +160,7 @@ def import_per_stimulus(
 
 def _check_stimuli(lazy: LazyModel) -> None:
     """Every stimulus of an old-layout model has the same layers (shapes are checked on read)."""
-    expected = set(lazy.layers)
+    expected = {lazy.layer(name).key for name in lazy.layers}
     with h5py.File(lazy.source_path, "r") as f:
         group = f[lazy.name] if lazy.name in f else None
         if group is None:
@@ -214,7 +215,8 @@ def _import_model(lazy: LazyModel, out: Path, options: StorageOptions, block_byt
                 attrs = dict(recorded.get(name, {}))
                 shape = attrs.pop("original_shape", None)
                 if shape is None:
-                    shape = first[name].shape[1:] if first[name].ndim > 1 else first[name].shape
+                    stored = first[view.key]
+                    shape = stored.shape[1:] if stored.ndim > 1 else stored.shape
                 attrs = {k: v for k, v in attrs.items() if k not in _LAYER_WRITER_ATTRS}
                 writer.add_layer(name, view.feature_dim, tuple(shape), attrs)
         for start in range(0, lazy.n_stimuli, step):

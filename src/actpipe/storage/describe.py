@@ -18,19 +18,20 @@ def _describe_layers(info: ModelInfo, group: h5py.Group) -> list[dict[str, Any]]
     for name, layer in info.layers.items():
         entry: dict[str, Any] = {
             "name": name,
+            "key": layer.key or name,
             "shape": list(layer.shape),
             "dtype": str(layer.dtype),
             "attrs": layer.attrs,
         }
         if info.layout == LAYOUT:
-            dset = group[LAYERS_GROUP][name]
+            dset = group[LAYERS_GROUP][layer.key or name]
             entry["chunks"] = list(dset.chunks) if dset.chunks else None
             entry["compression"] = dset.compression or "none"
             entry["compression_opts"] = dset.compression_opts
             entry["virtual"] = dset.is_virtual
             entry["storage_bytes"] = None if dset.is_virtual else int(dset.id.get_storage_size())
         else:
-            first = group[info.stimulus_ids[0]][name]
+            first = group[info.stimulus_ids[0]][layer.key or name]
             entry["chunks"] = None
             entry["compression"] = first.compression or "none"
             entry["virtual"] = False

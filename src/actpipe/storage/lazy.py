@@ -72,6 +72,11 @@ class LayerView:
         return list(self._info.stimulus_ids)
 
     @property
+    def key(self) -> str:
+        """The name of the layer's dataset (its layer key; see :mod:`actpipe.names`)."""
+        return self._layer.key or self.name
+
+    @property
     def attrs(self) -> dict[str, Any]:
         """The layer's attributes (original_shape, reduce, feature_dim, ...)."""
         return dict(self._layer.attrs)

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from ..errors import ActivationKeyError, FormatError
-from ..names import no_such
+from ..names import layer_key, no_such
 from .files import (
     PathLike,
     check_version,
@@ -22,7 +22,7 @@ from .files import (
     open_file,
     read_ids,
 )
-from .format import LAYERS_GROUP, LAYOUT, decode_value
+from .format import LAYERS_GROUP, LAYOUT, decode_value, stored_name
 
 IdSelection = Sequence[str] | np.ndarray
 """Stimulus ids selecting rows, in the order wanted."""
@@ -43,6 +43,27 @@ def row_shape(shape: tuple[int, ...]) -> tuple[int, int]:
     return (shape[0], int(np.prod(shape[1:], dtype=np.int64)))
 
 
+def layer_datasets(
+    container: h5py.Group, order: Any = None, attrs_by_name: dict[str, Any] | None = None
+) -> dict[str, tuple[str, h5py.Dataset]]:
+    """The layer datasets below ``container`` as ``{layer name: (key, dataset)}``, in the
+    recorded ``order`` (a list of names) and then in file order.
+
+    A dataset's layer name is its ``name`` attribute (or the one ``attrs_by_name`` records,
+    for the older per-stimulus layout), else the name its key encodes, else the key: so files
+    of every version and of other writers read.
+    """
+    found: dict[str, tuple[str, h5py.Dataset]] = {}
+    for key in dataset_names(container):
+        dset = container[key]
+        name = stored_name(key, dset.attrs)
+        if attrs_by_name is not None and name not in attrs_by_name:
+            recorded = [n for n, a in attrs_by_name.items() if layer_key(n) == key]
+            name = recorded[0] if recorded else name
+        found.setdefault(name, (key, dset))
+    return {name: found[name] for name in ordered(list(found), order)}
+
+
 def ordered(names: list[str], order: Any) -> list[str]:
     """``names`` in the recorded ``order`` (a list), unrecorded ones after in file order."""
     present = set(names)
@@ -57,6 +78,8 @@ class StoredLayer:
 
     ``shape[0]`` is the number of stimulus ids. A layer-major dataset may hold more rows
     (``rows_on_disk``) after an interrupted append; those rows are not part of the file.
+    ``key`` is where the data is (``layers/{key}``, or ``{stimulus}/{key}`` in the older
+    layout); readers take the layer's name.
     """
 
     shape: tuple[int, int, int]
@@ -64,6 +87,8 @@ class StoredLayer:
     chunks: tuple[int, ...] | None
     attrs: dict[str, Any]
     rows_on_disk: int
+    key: str = ""
+    """The dataset's name: the layer key of the layer's name (see :mod:`actpipe.names`)."""
 
 
 @dataclass
@@ -98,9 +123,8 @@ class ModelInfo:
         if layout == LAYOUT:
             if LAYERS_GROUP not in group:
                 raise FormatError(f"{source}: {group.name} has no {LAYERS_GROUP} group")
-            container = group[LAYERS_GROUP]
-            for name in ordered(dataset_names(container), attrs.get("layer_order")):
-                dset = container[name]
+            stored = layer_datasets(group[LAYERS_GROUP], attrs.get("layer_order"))
+            for name, (key, dset) in stored.items():
                 if dset.ndim != 3:
                     raise FormatError(
                         f"{source}: layer {name!r} of {group.name} has shape {dset.shape}; "
@@ -112,19 +136,20 @@ class ModelInfo:
                     dset.chunks,
                     {k: decode_value(v) for k, v in dset.attrs.items()},
                     dset.shape[0],
+                    key,
                 )
         elif ids:
-            first = group[ids[0]]
             layer_attrs = attrs.get("layer_attrs")
             layer_attrs = layer_attrs if isinstance(layer_attrs, dict) else {}
-            for name in ordered(dataset_names(first), attrs.get("layer_order")):
-                dset = first[name]
+            stored = layer_datasets(group[ids[0]], attrs.get("layer_order"), layer_attrs)
+            for name, (key, dset) in stored.items():
                 layers[name] = StoredLayer(
                     (len(ids), *row_shape(dset.shape)),
                     dset.dtype,
                     None,
                     dict(layer_attrs.get(name, {})),
                     len(ids),
+                    key,
                 )
         return cls(model, path, source, group.name, layout, version, ids, layers, attrs)
 

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from ..errors import FormatError
+from ..names import layer_key
 from .blocks import READ_BLOCK_BYTES
 from .files import (
     check_file,
@@ -34,6 +35,7 @@ from .format import (
     STIMULUS_IDS,
     decode_attr,
 )
+from .metadata import layer_datasets
 
 PathLike = str | os.PathLike[str]
 
@@ -168,16 +170,24 @@ def _check_layer_major(report: _Report, group: h5py.Group, where: str, block_byt
     if LAYERS_GROUP not in group:
         report.error(where, f"no {LAYERS_GROUP} group")
         return
-    layers = dataset_names(group[LAYERS_GROUP])
+    stored = layer_datasets(group[LAYERS_GROUP], attrs.get("layer_order"))
+    layers = list(stored)
     if not layers:
         report.error(f"{where}/{LAYERS_GROUP}", "no layer")
     order = attrs.get("layer_order")
     if isinstance(order, list) and sorted(order) != sorted(layers):
         report.error(where, f"attribute layer_order {order} does not match the layers {layers}")
+    version = int(group.file.attrs.get("format_version", 0))
     replicates = attrs.get("n_replicates")
-    for name in layers:
-        lwhere = f"{where}/{LAYERS_GROUP}/{name}"
-        dset = group[LAYERS_GROUP][name]
+    for name, (key, dset) in stored.items():
+        lwhere = f"{where}/{LAYERS_GROUP}/{key}"
+        if version >= 2 and layer_key(name) != key:
+            report.error(
+                lwhere,
+                f"layer {name!r} is stored under {key!r}, not under its layer key "
+                f"{layer_key(name)!r} (a layer outside its place: readers of other tools "
+                "will not find it)",
+            )
         if dset.ndim != 3:
             report.error(
                 lwhere, f"shape {dset.shape}; expected (n_stimuli, n_replicates, features)"

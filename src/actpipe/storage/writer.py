@@ -1,4 +1,12 @@
-"""Writing a per-model activation file: datasets made once, filled in row slices, renamed."""
+"""Writing a per-model activation file: datasets made once, filled in row slices, renamed.
+
+Besides the layers (``/{model}/layers/{layer}``), a file may hold further datasets with one
+row per stimulus: layers of a second group (the gradient file's
+``/{model}/gradient/{layer}``) and per-exposure records (``/{model}/target_index``). They
+are created with :meth:`ActivationWriter.add_layer` (``group=``) and
+:meth:`ActivationWriter.add_rows`, written with the layers by ``write_rows(..., extra=)`` and
+trimmed, checkpointed and resumed with them.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +22,7 @@ import h5py
 import numpy as np
 
 from .._io import write_json
+from ..names import layer_key
 from .format import (
     FORMAT_VERSION,
     JITTER,
@@ -93,6 +102,8 @@ class ActivationWriter:
         self.group = self.file.create_group(model)
         self.layers = self.group.create_group(LAYERS_GROUP)
         self.layer_order: list[str] = []
+        self.keys: dict[str, str] = {}
+        self.datasets: list[str] = []
         self.jitter = self.group.create_dataset(
             JITTER,
             shape=(n_stimuli, n_replicates, len(JITTER_FIELDS)),
@@ -118,9 +129,14 @@ class ActivationWriter:
             self.layers = self.group[LAYERS_GROUP]
             self.jitter = self.group[JITTER]
             self.layer_order = list(progress["layer_order"])
-            missing = [name for name in self.layer_order if name not in self.layers]
+            self.keys = {name: layer_key(name) for name in self.layer_order}
+            self.datasets = list(
+                progress.get("datasets", [f"{LAYERS_GROUP}/{key}" for key in self.keys.values()])
+            )
+            missing = [name for name in self.layer_order if self.keys[name] not in self.layers]
+            missing += [path for path in self.datasets if path not in self.group]
             if missing:
-                raise KeyError(f"layers {missing} missing")
+                raise KeyError(f"datasets {missing} missing")
         except Exception as exc:  # a partial file damaged by the interruption
             with contextlib.suppress(Exception):
                 self.file.close()
@@ -137,15 +153,32 @@ class ActivationWriter:
             self.abort()
 
     def add_layer(
-        self, name: str, feature_dim: int, original_shape: tuple[int, ...], attrs: dict[str, Any]
+        self,
+        name: str,
+        feature_dim: int,
+        original_shape: tuple[int, ...],
+        attrs: dict[str, Any],
+        group: str = LAYERS_GROUP,
     ) -> h5py.Dataset:
-        """Create the dataset of one layer with its final shape and chunking."""
+        """Create the dataset of one layer with its final shape and chunking.
+
+        The dataset is ``{group}/{layer_key(name)}`` (default group ``layers``); ``name`` is
+        kept in its ``name`` attribute. Layers of ``layers`` are written by name through
+        :meth:`write_rows`'s ``values``; layers of another group (a gradient file's
+        ``gradient``) through its ``extra``, keyed by :meth:`path_of`, and are not part of
+        ``layer_order``.
+        """
+        key = layer_key(name)
+        path = self.path_of(name, group)
+        if path in self.datasets or (group == LAYERS_GROUP and key in self.layers):
+            raise ValueError(f"model {self.model!r}: layer {name!r} added twice to {group!r}")
         dtype = np.dtype(self.options.dtype)
         chunks = chunk_shape(
             self.n_stimuli, self.n_replicates, feature_dim, dtype.itemsize, self.options.chunk_bytes
         )
-        dset = self.layers.create_dataset(
-            name,
+        container = self.layers if group == LAYERS_GROUP else self.group.require_group(group)
+        dset = container.create_dataset(
+            key,
             shape=(self.n_stimuli, self.n_replicates, feature_dim),
             maxshape=(None, self.n_replicates, feature_dim),
             dtype=dtype,
@@ -154,26 +187,71 @@ class ActivationWriter:
         )
         dset.attrs["original_shape"] = np.asarray(original_shape, dtype=np.int64)
         dset.attrs["feature_dim"] = feature_dim
-        for key, value in attrs.items():
-            dset.attrs[key] = encode_attr(value)
-        self.layer_order.append(name)
+        for attr, value in {**attrs, "name": name}.items():
+            dset.attrs[attr] = encode_attr(value)
+        if group == LAYERS_GROUP:
+            self.layer_order.append(name)
+            self.keys[name] = key
+        self.datasets.append(path)
         return dset
 
-    def write_rows(self, start: int, jitter: np.ndarray, values: dict[str, np.ndarray]) -> None:
-        """Write rows ``start:start+len(jitter)`` of the jitter record and of every layer."""
+    @staticmethod
+    def path_of(name: str, group: str = LAYERS_GROUP) -> str:
+        """The path below ``/{model}`` of layer ``name`` in ``group``."""
+        return f"{group}/{layer_key(name)}"
+
+    def add_rows(
+        self,
+        name: str,
+        tail_shape: tuple[int, ...],
+        dtype: Any,
+        attrs: dict[str, Any] | None = None,
+    ) -> h5py.Dataset:
+        """Create ``/{model}/{name}`` of shape ``(n_stimuli, *tail_shape)``: one row per
+        stimulus, written with the layers (``write_rows(..., extra={name: ...})``)."""
+        row_bytes = max(1, int(np.prod(tail_shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
+        rows = max(1, min(max(self.n_stimuli, 1), self.options.chunk_bytes // row_bytes))
+        dset = self.group.create_dataset(
+            name,
+            shape=(self.n_stimuli, *tail_shape),
+            maxshape=(None, *tail_shape),
+            dtype=dtype,
+            chunks=(rows, *tail_shape),
+        )
+        for key, value in (attrs or {}).items():
+            dset.attrs[key] = encode_attr(value)
+        self.datasets.append(name)
+        return dset
+
+    def write_rows(
+        self,
+        start: int,
+        jitter: np.ndarray,
+        values: dict[str, np.ndarray],
+        extra: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """Write rows ``start:start+len(jitter)`` of the jitter record and of every layer.
+
+        ``values`` maps layer names (of ``/{model}/layers``), ``extra`` paths below
+        ``/{model}`` (datasets made by ``add_layer(group=...)`` or :meth:`add_rows`).
+        """
         stop = start + len(jitter)
         self.jitter[start:stop] = jitter
         for name, array in values.items():
-            dset = self.layers[name]
-            if dset.dtype == np.float16:
-                converted = array.astype(np.float16)
-                if not np.isfinite(converted).all() and np.isfinite(array).all():
-                    raise OverflowError(
-                        f"model {self.model!r}, layer {name!r}: values beyond float16's range "
-                        f"(max |x| = {np.abs(array).max():.3g}); set storage.dtype to float32"
-                    )
-                array = converted
-            dset[start:stop] = array
+            self._write(self.layers[self.keys[name]], name, start, stop, array)
+        for path, array in (extra or {}).items():
+            self._write(self.group[path], path, start, stop, array)
+
+    def _write(self, dset: h5py.Dataset, name: str, start: int, stop: int, array: np.ndarray):
+        if dset.dtype == np.float16:
+            converted = array.astype(np.float16)
+            if not np.isfinite(converted).all() and np.isfinite(array).all():
+                raise OverflowError(
+                    f"model {self.model!r}, layer {name!r}: values beyond float16's range "
+                    f"(max |x| = {np.abs(array).max():.3g}); set storage.dtype to float32"
+                )
+            array = converted
+        dset[start:stop] = array
 
     def checkpoint(self, state: dict[str, Any], every_seconds: float = 0.0) -> bool:
         """Flush and record ``state`` (JSON-able progress) if ``every_seconds`` have passed."""
@@ -185,7 +263,12 @@ class ActivationWriter:
         self.file.flush()
         write_json(
             self.progress_path,
-            {"resume_key": self.resume_key, "layer_order": self.layer_order, **state},
+            {
+                "resume_key": self.resume_key,
+                "layer_order": self.layer_order,
+                "datasets": self.datasets,
+                **state,
+            },
             indent=None,
         )
         self._last_checkpoint = now
@@ -196,8 +279,8 @@ class ActivationWriter:
         n = len(stimulus_ids)
         if n != self.n_stimuli:
             self.jitter.resize(n, axis=0)
-            for name in self.layer_order:
-                self.layers[name].resize(n, axis=0)
+            for path in self.datasets:
+                self.group[path].resize(n, axis=0)
         self.group.create_dataset(
             STIMULUS_IDS,
             data=np.asarray(stimulus_ids, dtype=object),
