@@ -275,3 +275,27 @@ def test_schema_defaults_are_the_library_defaults():
         FolderOptions.from_config({"max_image_pixels": 0})
     with pytest.raises(StimulusError, match="extensions"):
         FolderOptions.from_config({"extensions": []})
+
+
+def test_thumbnails_and_similarity_labels_follow_the_folder_options(tmp_path):
+    from actpipe.similarity.labels import StimulusLabels
+    from actpipe.site.thumbnails import ThumbnailOptions, make_thumbnails, thumbnail_name
+    from tests.helpers.images import with_orientation
+
+    root = image_folder_tree(tmp_path / "stim")
+    upright = photo(20, 40, seed=3)  # wide
+    with_orientation(root / "dogs" / "phone.jpg", upright, 6, quality=95)  # stored tall
+    stimuli = load_stimulus_folder(root, {"recursive": True})
+    manifest = make_thumbnails(
+        root,
+        tmp_path / "thumbs",
+        ThumbnailOptions(size=32, format="jpeg"),
+        stimulus_options={"recursive": True},
+    )
+    assert manifest["ids"] == stimuli.ids
+    assert manifest["labels"]["folder"] == stimuli.labels["folder"]
+    phone = stimuli.ids.index("dogs/phone")
+    with Image.open(tmp_path / "thumbs" / thumbnail_name(phone, "jpg")) as thumb:
+        assert thumb.size == (32, 16)  # upright, as the models saw it
+    labels = StimulusLabels.read(root, stimuli.ids)
+    assert labels.names == ["folder"] and labels.columns["folder"] == stimuli.labels["folder"]
