@@ -211,7 +211,8 @@ def test_parse_time_count_agrees_with_the_library_on_an_awkward_tree(tmp_path):
     (root / "top.png").unlink()  # nothing left directly inside: refused when planning
     proc = run_snakemake(tmp_path, "-n", "--cores", "1", check=False)
     assert proc.returncode != 0
-    assert "stimuli.photos: stimulus folder" in proc.stderr and "recursive: true" in proc.stderr
+    said = proc.stdout + proc.stderr
+    assert "stimuli.photos: stimulus folder" in said and "recursive: true" in said
 
 
 @pytest.mark.workflow
