@@ -30,7 +30,6 @@ wildcard_constraints:
     stimset=alternation(STIMULI),
     model=alternation(MODELS),
     pset=alternation(PARAMETER_SETS),
-    layer=alternation(all_layer_keys()),
 
 
 include: "workflow/rules/stimuli.smk"
@@ -38,7 +37,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/extraction.smk"
 include: "workflow/rules/gradients.smk"
 include: "workflow/rules/clustering.smk"
-include: "workflow/rules/aggregation.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/site.smk"
 include: "workflow/rules/similarity.smk"
 

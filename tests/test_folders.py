@@ -242,9 +242,9 @@ def test_workflow_on_class_subfolders_of_jpegs(tmp_path):
     paths = json.loads((folder / "paths.json").read_text())
     assert set(paths["paths"]) == set(ids)
     # Nothing to do; then a photo added in a subfolder (the root folder's mtime unchanged)
-    # reruns extraction, and a labels.csv edited in place reruns only the aggregation.
+    # reruns extraction, and a labels.csv edited in place reruns only the clustering.
     out = run_snakemake(tmp_path, "-n", "--cores", "1").stdout
-    assert _planned(out, "extract_activations") == 0 and _planned(out, "aggregate_clusters") == 0
+    assert _planned(out, "extract_activations") == 0 and _planned(out, "cluster_paths") == 0
     image(root / "owls" / "004.jpg", seed=99, size=(33, 35))
     out = run_snakemake(tmp_path, "-n", "--cores", "1").stdout
     assert _planned(out, "extract_activations") == 1
@@ -253,7 +253,7 @@ def test_workflow_on_class_subfolders_of_jpegs(tmp_path):
         fh.write("unused/999,1\n")
     out = run_snakemake(tmp_path, "-n", "--cores", "1").stdout
     assert _planned(out, "extract_activations") == 0
-    assert _planned(out, "aggregate_clusters") == 1
+    assert _planned(out, "cluster_paths") == 1
 
 
 def test_schema_defaults_are_the_library_defaults():

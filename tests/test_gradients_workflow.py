@@ -147,9 +147,7 @@ def test_editing_the_target_reruns_gradients_and_their_clusterings_only(finished
     assert stats.pop("total")
     assert stats == {
         "compute_gradients": "1",
-        "cluster_layer": "3",
-        "aggregate_clusters": "1",
-        "member_distances": "1",
+        "cluster_paths": "1",
         "write_report": "1",
         "build_site": "1",
         "all": "1",

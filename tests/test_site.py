@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from actpipe.aggregation import cluster_paths, read_member_distances
 from actpipe.clustering import cluster_layer, read_layer_clusters
 from actpipe.names import layer_key
 from actpipe.site import SiteOptions, build_site
-from actpipe.site.distances import member_distances, read_distances
 from actpipe.site.pages import PAGES, Page, load_pages
 from actpipe.site.serve import make_server, site_folder, url_of
 from actpipe.site.synthetic import synthetic_results
@@ -150,39 +150,31 @@ def test_distances_are_measured_in_the_clustered_space(tmp_path: Path, params: d
     values[:, :, 5] *= 100.0  # one feature on another scale: standardising matters
     layer = "block 2: ü"
     acts = write_activations(tmp_path / "acts.h5", "net", {layer: values, "plain": values[..., :4]})
-    files = []
+    run = tmp_path / "run"
+    cluster_paths(acts, "net", [layer, "plain"], dict(params), run, "pset")
+    got = read_member_distances(run / "distances.h5", [layer, "plain"])
     for name in (layer, "plain"):
-        out = tmp_path / f"{layer_key(name)}.h5"
-        cluster_layer(acts, "net", name, dict(params), out, "pset")
-        files.append(out)
-    summary = member_distances(files, acts, tmp_path / "distances.h5")
-    got = read_distances(tmp_path / "distances.h5", [layer, "plain"])
-    for name, path in zip((layer, "plain"), files, strict=True):
-        clusters = read_layer_clusters(path)
+        clusters = read_layer_clusters(run / "layers" / f"{layer_key(name)}.h5")
         raw = values.astype(np.float32).astype(np.float64).mean(axis=1)
         X = prepared(raw if name == layer else raw[:, :4], params)
         own = clusters["centroids"][clusters["labels"]]
         expected = np.linalg.norm(X - own, axis=1)
         np.testing.assert_allclose(got[name], expected, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(clusters["distances"], got[name], rtol=1e-6)
         if params["method"] == "kmeans":
-            assert summary[name] == 1.0
+            assert clusters["attrs"]["quality"]["nearest_own"] == 1.0
 
 
-def test_distances_of_dropped_rows_are_nan_and_changed_activations_fail(tmp_path: Path):
+def test_distances_of_dropped_rows_are_nan(tmp_path: Path):
     rng = np.random.default_rng(2)
     values = rng.normal(0, 1, (12, 1, 4))
     values[3, 0, 1] = np.nan
     acts = write_activations(tmp_path / "acts.h5", "net", {"l": values})
     params = {"method": "kmeans", "k": 2, "nonfinite": "drop"}
-    cluster_layer(acts, "net", "l", params, tmp_path / "l.h5", "p")
-    member_distances([tmp_path / "l.h5"], acts, tmp_path / "d.h5")
-    d = read_distances(tmp_path / "d.h5", ["l"])["l"]
+    cluster_paths(acts, "net", ["l"], params, tmp_path / "run", "p")
+    d = read_member_distances(tmp_path / "run" / "distances.h5", ["l"])["l"]
     assert np.isnan(d[3]) and np.isfinite(np.delete(d, 3)).all()
-    other = write_activations(
-        tmp_path / "other.h5", "net", {"l": values}, ids=[f"x{i}" for i in range(12)]
-    )
-    with pytest.raises(ValueError, match="rerun the clustering"):
-        member_distances([tmp_path / "l.h5"], other, tmp_path / "d2.h5")
+    assert read_member_distances(tmp_path / "absent.h5", ["l"]) is None
 
 
 # ----------------------------------------------------------------------------- page data
@@ -228,7 +220,7 @@ def test_run_data_matches_paths_metadata_and_distances(synthetic_site):
         metadata = json.loads((folder / "metadata.json").read_text())
         ids = list(paths["paths"])
         matrix = np.asarray(list(paths["paths"].values()))
-        distances = read_distances(folder / "distances.h5", paths["layers"])
+        distances = read_member_distances(folder / "distances.h5", paths["layers"])
         data = read_data(site, f"runs/{run_key(run)}/run")
         assert [layer["name"] for layer in data["layers"]] == ODD_LAYERS
         assert data["n"] == len(ids)
@@ -547,12 +539,11 @@ def test_site_jobs_follow_the_site_block(tmp_path: Path):
     out = run_snakemake(tmp_path, "-n", "--cores", "1").stdout
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], flags=re.M))
     assert counts["make_thumbnails"] == "2"
-    assert counts["member_distances"] == "4"  # sets x models x parameter sets
     assert counts["build_site"] == "1"
     config["site"] = {"enabled": False}
     write_config(tmp_path, config)
     out = run_snakemake(tmp_path, "-n", "--cores", "1").stdout
-    assert not re.search(r"^(build_site|make_thumbnails|member_distances)\s", out, flags=re.M)
+    assert not re.search(r"^(build_site|make_thumbnails)\s", out, flags=re.M)
     config["site"] = {"top_path": 5}
     write_config(tmp_path, config)
     proc = run_snakemake(tmp_path, "-n", "--cores", "1", check=False)
@@ -582,7 +573,6 @@ def test_site_of_every_replicate_and_no_labels(tmp_path: Path):
         params = {"method": "kmeans", "k": 3, "replicates": "each", "standardize": True}
         cluster_layer(acts, "net", name, params, files[-1], "each")
     aggregate_clusters(files, run, acts, folder, {"stimulus_set": "set"})
-    member_distances(files, acts, run / "distances.h5")
     make_thumbnails(folder, root / "thumbnails" / "set")
     site = build_site(root, options=SiteOptions(paths_chunk=5, members_chunk=4)).path
 

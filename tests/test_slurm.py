@@ -243,8 +243,8 @@ def test_workflow_through_slurm_equals_local_run(slurm_cluster, tmp_path):
     remote_rules = re.findall(r"^rule (\w+):$", out, flags=re.MULTILINE)
     local_rules = re.findall(r"^localrule (\w+):$", out, flags=re.MULTILINE)
     submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", out)
-    assert {"extract_activations", "cluster_layer"} <= set(remote_rules), remote_rules
-    assert not {"extract_activations", "cluster_layer"} & set(local_rules), local_rules
+    assert {"extract_activations", "cluster_paths"} <= set(remote_rules), remote_rules
+    assert not {"extract_activations", "cluster_paths"} & set(local_rules), local_rules
     assert len(submitted) == len(remote_rules), (remote_rules, submitted)
 
     # What SLURM's accounting says: exactly those jobs ran, each completed, under the test
@@ -260,7 +260,7 @@ def test_workflow_through_slurm_equals_local_run(slurm_cluster, tmp_path):
     assert sorted(r for r, js in by_rule.items() for _ in js) == sorted(remote_rules)
     for job in by_rule["extract_activations"]:
         assert "gres/gpu=1" in job["tres"], job
-    for job in by_rule["cluster_layer"]:
+    for job in by_rule["cluster_paths"]:
         assert "gres/gpu" not in job["tres"], job
 
     assert_same_outputs(local, remote)

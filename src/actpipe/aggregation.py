@@ -10,12 +10,18 @@ Writes, into one folder (schemas in docs/clustering.md):
 * ``metadata.json``: layers, examples, clusters per layer, method and parameters, feature
   preparation, dropped rows, checksums of the activation files used;
 * ``quality.tsv``: one row per layer: inertia, silhouette, Davies-Bouldin, cluster sizes, and
-  ARI / NMI / purity against each label column of the stimulus set's ``labels.csv``.
+  ARI / NMI / purity against each label column of the stimulus set's ``labels.csv``;
+* ``distances.h5``: each example's distance to its cluster's centroid, per layer (the results
+  site shows a cluster's members nearest first).
+
+:func:`cluster_paths` (the workflow's rule of that name) clusters every layer of a model with
+one parameter set (:func:`actpipe.clustering.cluster_layer`) and writes all of the above.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -27,10 +33,11 @@ import numpy as np
 
 from ._io import atomic_output, sha256_file, write_json
 from ._version import __version__
+from .clustering.features import describe_space
 from .clustering.quality import label_scores
-from .clustering.run import read_layer_clusters
+from .clustering.run import cluster_layer, read_layer_clusters
 from .names import layer_key
-from .results import CLUSTER_OUTPUTS
+from .results import CLUSTER_OUTPUTS, LAYER_CLUSTERS_DIR
 from .stimuli.labels import label_columns
 from .storage.files import data_files
 
@@ -121,7 +128,7 @@ def aggregate_clusters(
     checksum_cache: PathLike | None = None,
 ) -> dict[str, Any]:
     """Write the files of :data:`actpipe.results.CLUSTER_OUTPUTS` into ``out_dir``; return the
-    metadata. The workflow's ``aggregate_clusters`` rule calls this.
+    metadata.
 
     ``checksum_cache``: a folder where the activation files' sha256 are kept between jobs
     (see :func:`actpipe._io.sha256_file`).
@@ -167,7 +174,7 @@ def aggregate_clusters(
             entry: dict[str, Any] = {
                 "k": int(c.shape[0]),
                 "dim": int(c.shape[1]),
-                "space": _space(layer["attrs"]["features"]),
+                "space": describe_space(layer["attrs"]["features"]),
             }
             if c.size <= centroids_json_max_values:
                 entry["centroids"] = c.tolist()
@@ -222,17 +229,104 @@ def aggregate_clusters(
     write_json(out["transitions"], transitions, indent=None)
     write_json(out["centroids"], centroids_json, indent=None)
     write_tsv(out["quality"], quality_rows(layers, names, labels_by_column))
+    write_member_distances(out["distances"], layers, names, metadata["parameter_set"])
     write_json(out["metadata"], metadata)
     return metadata
 
 
-def _space(features: dict[str, Any]) -> str:
-    """A short description of the space the centroids live in."""
-    steps = ["replicate mean" if features.get("replicates") == "mean" else "each replicate"]
-    if features.get("input") == "activations_x_gradients":
-        steps.append("activations x gradients")
-    if features.get("standardize"):
-        steps.append("standardized")
-    if features.get("reduce", "none") != "none":
-        steps.append(f"{features['reduce']} to {features['n_components']} dims")
-    return ", ".join(steps)
+# --------------------------------------------------------------------------- distances
+
+DISTANCES_KIND = "member-distances"
+DISTANCES_FORMAT_VERSION = 1
+
+
+def write_member_distances(
+    path: PathLike, layers: list[dict[str, Any]], names: list[str], parameter_set: str
+) -> None:
+    """``distances.h5``: each example's distance to its cluster's centroid, per layer::
+
+        /{layer key}/distance   (n_examples,) float32; NaN: dropped at that layer
+            attrs: layer (the name), space (what the space is), nearest_own (share of
+            examples whose nearest centroid is their own)
+        file attrs: kind = "member-distances", format_version, model, parameter_set, layers
+
+    The distances are measured by the clustering in the space it clustered (the layer
+    files' ``/distances``).
+    """
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        for name, layer in zip(names, layers, strict=True):
+            distances = layer["distances"]
+            if distances is None:
+                raise ValueError(
+                    f"layer {name!r}: its clustering file holds no distances (written by an "
+                    "older actpipe); rerun its clustering"
+                )
+            group = f.create_group(layer_key(name))
+            group.create_dataset("distance", data=np.asarray(distances, dtype=np.float32))
+            group.attrs["layer"] = name
+            group.attrs["space"] = describe_space(layer["attrs"]["features"])
+            nearest_own = layer["attrs"]["quality"].get("nearest_own")
+            group.attrs["nearest_own"] = np.nan if nearest_own is None else nearest_own
+        f.attrs["kind"] = DISTANCES_KIND
+        f.attrs["format_version"] = DISTANCES_FORMAT_VERSION
+        f.attrs["model"] = layers[0]["attrs"]["model"] if layers else ""
+        f.attrs["parameter_set"] = parameter_set
+        f.attrs["layers"] = json.dumps(names)
+
+
+def read_member_distances(path: PathLike, layers: Sequence[str]) -> dict[str, np.ndarray] | None:
+    """The distances of ``layers`` from a ``distances.h5``; None when the file is absent."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    out: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("kind") != DISTANCES_KIND:
+            raise ValueError(f"{path}: not a member-distances file (kind {DISTANCES_KIND!r})")
+        for name in layers:
+            key = layer_key(name)
+            if key not in f:
+                raise ValueError(f"{path}: no distances of layer {name!r}; rerun the clustering")
+            out[name] = f[key]["distance"][()].astype(np.float64)
+    return out
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def cluster_paths(
+    activations: PathLike,
+    model: str,
+    layers: Sequence[str],
+    params: dict[str, Any],
+    out_dir: PathLike,
+    parameter_set: str = "",
+    stimuli: PathLike | None = None,
+    context: dict[str, Any] | None = None,
+    gradients: PathLike | None = None,
+    centroids_json_max_values: int = CENTROIDS_JSON_MAX_VALUES,
+    checksum_cache: PathLike | None = None,
+) -> dict[str, Any]:
+    """Cluster every layer of ``model`` with one parameter set and aggregate the cluster
+    paths: the workflow's ``cluster_paths`` rule (one job per stimulus set, model and
+    parameter set).
+
+    Layers are clustered one after the other (memory: one layer at a time) into
+    ``{out_dir}/layers/{layer key}.h5``; then :func:`aggregate_clusters` writes the folder's
+    other files. Returns the metadata.
+    """
+    out_dir = Path(out_dir)
+    files = []
+    for layer in layers:
+        target = out_dir / LAYER_CLUSTERS_DIR / f"{layer_key(layer)}.h5"
+        cluster_layer(activations, model, layer, params, target, parameter_set, gradients)
+        files.append(target)
+    return aggregate_clusters(
+        files,
+        out_dir,
+        activations,
+        stimuli,
+        context,
+        centroids_json_max_values,
+        checksum_cache,
+    )

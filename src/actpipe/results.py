@@ -13,13 +13,10 @@ CLUSTER_OUTPUTS: dict[str, str] = {
     "centroids_h5": "centroids.h5",
     "metadata": "metadata.json",
     "quality": "quality.tsv",
+    "distances": "distances.h5",
 }
 """What aggregating one (stimulus set, model, parameter set) writes into its folder
 ``results/clusters/{set}/{model}/{parameter_set}/`` (schemas in docs/clustering.md)."""
-
-MEMBER_DISTANCES = "distances.h5"
-"""Each example's distance to its cluster's centroid, per layer, in a parameter set's folder
-(rule ``member_distances``; the results site orders cluster members by it)."""
 
 THUMBNAILS = "results/thumbnails"
 """Folder of the thumbnails of each stimulus set (rule ``make_thumbnails``)."""

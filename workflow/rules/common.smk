@@ -37,7 +37,7 @@ from actpipe.names import entry_names, layer_key  # noqa: E402
 from actpipe.results import (  # noqa: E402
     ACTIVATION_X_GRADIENT,
     CLUSTER_OUTPUTS,
-    MEMBER_DISTANCES,
+    LAYER_CLUSTERS_DIR,
     THUMBNAILS,
 )
 
@@ -248,10 +248,6 @@ def check_models_at_start():
     raise WorkflowError(proc.stderr.strip() or f"model check failed; see {log}")
 
 
-def all_layer_keys():
-    return sorted({key for model in MODELS for key in layer_keys(model)})
-
-
 def alternation(names):
     """A regex matching exactly one of the names (longest first)."""
     if not names:
@@ -336,8 +332,8 @@ def get_stimulus_listing(wildcards):
 
 
 def get_labels_state(wildcards):
-    """Size and mtime of a folder set's labels.csv (or "none"), a param of the aggregation: it
-    reruns when the labels are edited in place."""
+    """Size and mtime of a folder set's labels.csv (or "none"), a param of the clustering job,
+    which scores the labels: it reruns when the labels are edited in place."""
     if STIMULI[wildcards.stimset]["source"] != "folder":
         return "generated"
     path = Path(STIMULI[wildcards.stimset]["path"]) / "labels.csv"
@@ -405,24 +401,19 @@ def get_set_model_files(wildcards):
     return [activation_file(wildcards.stimset, model) for model in MODELS]
 
 
-def get_layer_cluster_files(wildcards):
-    return expand(
-        "results/clusters/{stimset}/{model}/{pset}/layers/{layer}.h5",
-        stimset=wildcards.stimset,
-        model=wildcards.model,
-        pset=wildcards.pset,
-        layer=layer_keys(wildcards.model),
-    )
-
-
 def cluster_outputs(folder):
     """The aggregate outputs of one (set, model, parameter set) folder, by output name."""
     return {key: f"{folder}/{name}" for key, name in CLUSTER_OUTPUTS.items()}
 
 
-def aggregate_outputs():
-    """The outputs of rule aggregate_clusters; the quality table goes into the report."""
-    out = cluster_outputs("results/clusters/{stimset}/{model}/{pset}")
+def cluster_paths_outputs():
+    """The outputs of the cluster_paths rule: the layer files' folder and the aggregated files
+    (the quality table also goes into the Snakemake report)."""
+    folder = "results/clusters/{stimset}/{model}/{pset}"
+    out = {
+        "layers": directory(f"{folder}/{LAYER_CLUSTERS_DIR}"),
+        **cluster_outputs(folder),
+    }
     out["quality"] = report(
         out["quality"],
         caption="../report/quality.rst",
@@ -433,6 +424,17 @@ def aggregate_outputs():
     return out
 
 
+def get_model_layers(wildcards):
+    """The layer names of the model, in network order."""
+    return model_layers(wildcards.model)
+
+
+def get_clustering_runtime(wildcards):
+    """Minutes a cluster_paths job may take on a cluster: an hour per layer (layers run in
+    turn; raise it per rule with set-resources for very large sets)."""
+    return 60 * len(model_layers(wildcards.model))
+
+
 def gradient_file(stimset, model):
     """A model's gradient file on a set (rule compute_gradients), which a parameter set with
     `input: activations_x_gradients` reads."""
@@ -440,8 +442,12 @@ def gradient_file(stimset, model):
 
 
 def get_cluster_inputs(wildcards):
-    """The activation file, plus the gradient file when the parameter set asks for it."""
-    inputs = {"activations": activation_file(wildcards.stimset, wildcards.model)}
+    """The activation file and the stimulus folder (its labels.csv is scored), plus the
+    gradient file when the parameter set asks for it."""
+    inputs = {
+        "activations": activation_file(wildcards.stimset, wildcards.model),
+        "stimuli": stimulus_dir(wildcards.stimset),
+    }
     if PARAMETER_SETS[wildcards.pset].get("input") == "activations_x_gradients":
         inputs["gradients"] = gradient_file(wildcards.stimset, wildcards.model)
     return inputs
@@ -617,7 +623,7 @@ def get_final_output():
 # The results site (workflow/rules/site.smk, docs/site.md).
 SITE = canonical(config["site"], SCHEMA["properties"]["site"], SCHEMA)
 THUMBNAIL_OPTIONS = {k: v for k, v in SITE.items() if k.startswith("thumbnail_")}
-SITE_RUN_FILES = ("metadata", "quality", "paths", "transitions")
+SITE_RUN_FILES = ("metadata", "quality", "paths", "transitions", "distances")
 
 
 def site_runs():
@@ -635,14 +641,6 @@ def site_targets():
     return ["results/site"] if SITE["enabled"] else []
 
 
-def get_distance_inputs(wildcards):
-    """The layer files of a clustering and what it read (activations, maybe gradients)."""
-    return {
-        "layers": get_layer_cluster_files(wildcards),
-        **get_cluster_inputs(wildcards),
-    }
-
-
 def get_site_inputs(wildcards):
     """Thumbnails of every set, the aggregated files and distances of every run, and the
     similarity outputs (the similarity page) when similarity is enabled.
@@ -655,11 +653,8 @@ def get_site_inputs(wildcards):
             path
             for stimset, model, pset in site_runs()
             for path in (
-                *(
-                    cluster_outputs(f"results/clusters/{stimset}/{model}/{pset}")[k]
-                    for k in SITE_RUN_FILES
-                ),
-                f"results/clusters/{stimset}/{model}/{pset}/{MEMBER_DISTANCES}",
+                cluster_outputs(f"results/clusters/{stimset}/{model}/{pset}")[k]
+                for k in SITE_RUN_FILES
             )
         ],
         "similarity": similarity_site_inputs(),

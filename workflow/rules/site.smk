@@ -1,5 +1,5 @@
 # The browsable site of the run's results (results/site/index.html, docs/site.md): thumbnails
-# once per stimulus set, each example's distance to its centroid per clustering, the site.
+# once per stimulus set, then the site.
 
 
 rule make_thumbnails:
@@ -22,27 +22,6 @@ rule make_thumbnails:
         version=ACTPIPE_VERSION,
     script:
         "../scripts/make_thumbnails.py"
-
-
-rule member_distances:
-    input:
-        unpack(get_distance_inputs),
-    output:
-        f"results/clusters/{{stimset}}/{{model}}/{{pset}}/{MEMBER_DISTANCES}",
-    log:
-        "logs/member_distances/{stimset}/{model}/{pset}.log",
-    benchmark:
-        "logs/benchmarks/member_distances/{stimset}/{model}/{pset}.tsv"
-    conda:
-        "../../envs/clustering.yaml"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=60,
-    params:
-        version=ACTPIPE_VERSION,
-    script:
-        "../scripts/member_distances.py"
 
 
 rule build_site:

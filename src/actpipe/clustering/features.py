@@ -280,6 +280,19 @@ class FeaturePrep:
         return out
 
 
+def describe_space(features: dict[str, Any]) -> str:
+    """In words, the space a layer was clustered in (what its centroids are means of), from
+    the ``features`` record of :meth:`FeaturePrep.describe`."""
+    steps = ["replicate mean" if features.get("replicates") == "mean" else "each replicate"]
+    if features.get("input") == "activations_x_gradients":
+        steps.append("activations x gradients")
+    if features.get("standardize"):
+        steps.append("standardized")
+    if features.get("reduce", "none") != "none":
+        steps.append(f"{features['reduce']} to {features['n_components']} dims")
+    return ", ".join(steps)
+
+
 class PreparedRows:
     """:class:`Rows` of one layer: finite rows only, standardized and reduced as configured.
 

@@ -22,11 +22,15 @@ def layer_quality(
     centroids: np.ndarray,
     silhouette_sample: int = COMMON_DEFAULTS["silhouette_sample"],
     seed: int = 0,
+    distances: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Scores of ``labels`` over the prepared rows, streamed in two passes.
 
     * ``inertia``: sum over rows of the squared distance to the reported centroid of its
-      cluster;
+      cluster (with ``distances``, an array of ``rows.n``, each row's distance is kept);
+    * ``nearest_own``: share of rows whose nearest centroid (ties: the lowest index) is their
+      own cluster's: 1 for k-means-like assignments; the leader algorithm assigns a row to
+      the first leader within its threshold, so it may be lower;
     * ``davies_bouldin``: scikit-learn's definition over the non-empty clusters (cluster
       means as centres), computed from streamed sums;
     * ``silhouette``: scikit-learn's silhouette on a seeded sample of at most
@@ -41,14 +45,19 @@ def layer_quality(
     sums = np.zeros((k, dim))
     counts = np.zeros(k, dtype=np.int64)
     inertia = 0.0
+    nearest_own = 0
     C_sq = np.einsum("ij,ij->i", centroids, centroids)
     for positions, X in rows.blocks():
         lab = labels[positions]
         sums += cluster_sums(X, lab, k)
         counts += np.bincount(lab, minlength=k)
         x_sq = np.einsum("ij,ij->i", X, X)
-        d2 = x_sq - 2.0 * np.einsum("ij,ij->i", X, centroids[lab]) + C_sq[lab]
-        inertia += float(np.maximum(d2, 0.0).sum())
+        d2 = np.maximum(x_sq - 2.0 * np.einsum("ij,ij->i", X, centroids[lab]) + C_sq[lab], 0.0)
+        inertia += float(d2.sum())
+        if distances is not None:
+            distances[positions] = np.sqrt(d2)
+        nearest = np.argmin(C_sq[None, :] - 2.0 * (X @ centroids.T), axis=1)
+        nearest_own += int((nearest == lab).sum())
     means = sums / np.maximum(counts, 1)[:, None]
     spread = np.zeros(k)
     for positions, X in rows.blocks():
@@ -60,6 +69,7 @@ def layer_quality(
         "n_clusters": int(k),
         "n_nonempty": int(present.sum()),
         "inertia": inertia,
+        "nearest_own": nearest_own / rows.n if rows.n else None,
         "davies_bouldin": davies_bouldin(means[present], spread[present] / counts[present]),
         "cluster_sizes": counts.tolist(),
     }

@@ -7,9 +7,12 @@ Layer result file (``results/clusters/{set}/{model}/{parameter_set}/layers/{laye
     /stimulus_ids       (n_examples,) str     the stimulus of each example
     /replicates         (n_examples,) int32   replicate of each example (-1: replicate mean)
     /centroids          (n_clusters, dim)     float64, in the clustered feature space
+    /distances          (n_examples,) float64 each example's distance to its cluster's
+                                              centroid in that space; NaN: dropped
     /leaders            (n_clusters, dim)     leaders method only: the leader rows
     attrs: kind, format_version, model, layer, parameter_set, params (every parameter used),
-           features (preparation), info (what the method reported), quality (scores),
+           features (preparation), space (that preparation in words), info (what the method
+           reported), quality (scores, including nearest_own),
            dropped (example ids left out), feature_dim, activations, gradients,
            activations_x_gradients (stored: read from the gradient file; multiplied: activations
            times gradients), actpipe_version, seconds
@@ -30,7 +33,7 @@ from .._io import atomic_output
 from .._version import __version__
 from ..errors import ClusteringError
 from ..storage.format import FORMAT_VERSION, decode_attr, encode_attr
-from .features import PreparedRows
+from .features import PreparedRows, describe_space
 from .methods import ClusterResult, make_method
 from .params import ParameterSet, resolve_parameter_set
 from .quality import layer_quality
@@ -75,8 +78,14 @@ def cluster_layer(
         rows = PreparedRows(source, pset.features, where, streaming=method.streaming)
         result: ClusterResult = method.fit(rows)
         fit_seconds = time.perf_counter() - started
+        row_distances = np.empty(rows.n)
         quality = layer_quality(
-            rows, result.labels, result.centroids, pset.silhouette_sample, pset.seed
+            rows,
+            result.labels,
+            result.centroids,
+            pset.silhouette_sample,
+            pset.seed,
+            distances=row_distances,
         )
     log.info(
         "%s: %s, %d clusters on %d x %d rows in %.2f s",
@@ -89,6 +98,8 @@ def cluster_layer(
     )
     labels = np.full(source.n_examples, -1, dtype=np.int32)
     labels[rows.examples] = result.labels
+    distances = np.full(source.n_examples, np.nan)
+    distances[rows.examples] = row_distances
     example_ids = source.example_ids
     dropped = [example_ids[i] for i in rows.scan.nonfinite]
     attrs = {
@@ -99,6 +110,7 @@ def cluster_layer(
         "parameter_set": pset.name,
         "params": pset.to_dict(),
         "features": rows.prep.describe(),
+        "space": describe_space(rows.prep.describe()),
         "info": {"method": method.name, **result.info},
         "quality": quality,
         "dropped": dropped,
@@ -118,6 +130,7 @@ def cluster_layer(
         f.create_dataset("stimulus_ids", data=stimulus_of, dtype=strings)
         f.create_dataset("replicates", data=source.example_replicate.astype(np.int32))
         f.create_dataset("centroids", data=result.centroids.astype(np.float64))
+        f.create_dataset("distances", data=distances)
         for name, array in result.arrays.items():
             f.create_dataset(name, data=array)
         for key, value in attrs.items():
@@ -136,5 +149,6 @@ def read_layer_clusters(path: str | os.PathLike[str]) -> dict[str, Any]:
             "example_ids": f["example_ids"].asstr()[()].tolist(),
             "stimulus_ids": f["stimulus_ids"].asstr()[()].tolist(),
             "replicates": f["replicates"][()],
+            "distances": f["distances"][()] if "distances" in f else None,
             "attrs": {k: decode_attr(v) for k, v in f.attrs.items()},
         }

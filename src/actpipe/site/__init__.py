@@ -5,8 +5,6 @@ and style it uses is inside it, and its data are small ``.js`` files that a page
 demand. Modules:
 
 * :mod:`.thumbnails`: one small image per stimulus (rule ``make_thumbnails``);
-* :mod:`.distances`: each example's distance to its cluster's centroid, in the space the
-  layer was clustered in (rule ``member_distances``), which orders cluster montages;
 * :mod:`.tree`: reading a results tree (runs, stimulus tables, optional analysis outputs);
 * :mod:`.data`: turning one run into page data (top paths, chunks of paths and members);
 * :mod:`.pages`: the page registry (one module per page);
@@ -25,7 +23,6 @@ __all__ = [
     "ThumbnailOptions",
     "build_site",
     "make_thumbnails",
-    "member_distances",
     "serve",
 ]
 
@@ -43,10 +40,6 @@ def __getattr__(name: str) -> Any:
         from . import thumbnails
 
         return getattr(thumbnails, name)
-    if name == "member_distances":
-        from .distances import member_distances
-
-        return member_distances
     if name == "serve":
         from .serve import serve
 

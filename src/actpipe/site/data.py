@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..names import layer_key
+from ..results import CLUSTER_OUTPUTS
 from .files import SiteWriter
 from .options import SiteOptions
 from .tree import Run, StimulusTable, stimulus_of
@@ -148,8 +149,8 @@ def prepare_run(run: Run, table: StimulusTable, options: SiteOptions) -> RunData
         dist = np.stack([distances[name] for name in layers], axis=1)
         if dist.shape != matrix.shape:
             raise ValueError(
-                f"{run.folder / 'distances.h5'}: {dist.shape[0]} examples, paths.json has "
-                f"{matrix.shape[0]}; rerun rule member_distances"
+                f"{run.folder / CLUSTER_OUTPUTS['distances']}: {dist.shape[0]} examples, "
+                f"paths.json has {matrix.shape[0]}; rerun the clustering (rule cluster_paths)"
             )
     rank, count, top, top_counts, distinct, complete = path_table(matrix, options.max_paths)
     orders, starts = [], []

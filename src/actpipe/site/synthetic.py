@@ -1,10 +1,10 @@
 """A synthetic results tree, for the site's benchmark and tests.
 
 :func:`synthetic_results` writes what :func:`actpipe.site.build_site` reads, in the formats of
-the workflow (docs/clustering.md, :mod:`actpipe.site.thumbnails`,
-:mod:`actpipe.site.distances`), without running any model: for one stimulus set of
-``n_stimuli`` images with a ``label`` column of ``n_labels`` classes, every (model, parameter
-set) gets cluster paths in which deeper layers follow the label more closely and each layer
+the workflow (docs/clustering.md, :mod:`actpipe.site.thumbnails`, the distances of
+:func:`actpipe.aggregation.write_member_distances`), without running any model: for one
+stimulus set of ``n_stimuli`` images with a ``label`` column of ``n_labels`` classes, every
+(model, parameter set) gets cluster paths in which deeper layers follow the label more closely and each layer
 partly keeps the previous layer's cluster (so common paths exist, as in real runs).
 Thumbnails are a few distinct tiny images, hard-linked to every stimulus (fast at 100,000).
 Everything is seeded: the same arguments give the same files.
@@ -23,10 +23,10 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..aggregation import DISTANCES_FORMAT_VERSION as DISTANCES_VERSION
+from ..aggregation import DISTANCES_KIND
 from ..names import layer_key
-from ..results import MEMBER_DISTANCES
-from .distances import FORMAT_VERSION as DISTANCES_VERSION
-from .distances import KIND as DISTANCES_KIND
+from ..results import CLUSTER_OUTPUTS
 from .thumbnails import MANIFEST, SHARD
 
 PathLike = str | os.PathLike[str]
@@ -189,7 +189,7 @@ def _write_run(
             writer.writerow(
                 [name, "kmeans", k, k, k, len(ids)] + [f"{v + offset:.6g}" for v in scores]
             )
-    with h5py.File(folder / MEMBER_DISTANCES, "w") as f:
+    with h5py.File(folder / CLUSTER_OUTPUTS["distances"], "w") as f:
         f.attrs["kind"] = DISTANCES_KIND
         f.attrs["format_version"] = DISTANCES_VERSION
         f.attrs["model"] = model

@@ -2,7 +2,7 @@
 
 A *run* is one (stimulus set, model, parameter set) folder
 ``clusters/{set}/{model}/{parameter_set}/`` with ``metadata.json``, ``quality.tsv``,
-``paths.json``, ``transitions.json`` and, when rule ``member_distances`` made it,
+``paths.json``, ``transitions.json`` and, when the clustering wrote it,
 ``distances.h5``. A *stimulus table* is a set's thumbnails manifest
 (``thumbnails/{set}/manifest.json``): its stimulus ids, labels and thumbnail files.
 Large files are read when first used and kept (one run at a time is built).
@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from ..aggregation import read_member_distances
 from ..names import layer_key
-from ..results import MEMBER_DISTANCES
-from .distances import read_distances
+from ..results import CLUSTER_OUTPUTS
 from .thumbnails import read_manifest
 
 PathLike = str | os.PathLike[str]
@@ -164,7 +164,7 @@ class Run:
         return list(data["transitions"])
 
     def load_distances(self) -> dict[str, np.ndarray] | None:
-        return read_distances(self.folder / MEMBER_DISTANCES, self.layers)
+        return read_member_distances(self.folder / CLUSTER_OUTPUTS["distances"], self.layers)
 
 
 class ResultsTree:
