@@ -57,7 +57,7 @@ def test_timm_models_default_to_their_own_pretrained_config():
     )
     cfg = timm.get_pretrained_cfg("vit_base_patch16_clip_224.openai")
     pre = spec.preprocess
-    assert pre.preset == "auto:model"
+    assert pre.preset == "auto:timm" and pre.reference == "timm vit_base_patch16_clip_224.openai"
     assert pre.mean == tuple(cfg.mean) and pre.interpolation == cfg.interpolation
     assert pre.size == 224 and pre.resize == int(224 / cfg.crop_pct)
     small = ModelSpec.from_config(
@@ -74,7 +74,9 @@ def test_timm_models_default_to_their_own_pretrained_config():
     tv = ModelSpec.from_config(
         "r", {"source": "torchvision", "name": "resnet18", "layers": ["layer1"]}
     )
-    assert tv.preprocess.mean == IMAGENET_MEAN and tv.preprocess.preset == "auto:imagenet"
+    assert tv.preprocess.mean == IMAGENET_MEAN and tv.preprocess.preset == "auto:torchvision"
+    assert tv.preprocess.reference == "torchvision ResNet18_Weights.IMAGENET1K_V1"
+    assert (tv.preprocess.resize, tv.preprocess.size) == (256, 224)
     with pytest.raises(ModelError, match="model 'r'.*unknown preprocessing preset"):
         ModelSpec.from_config(
             "r",

@@ -24,6 +24,10 @@ class StimulusError(ValueError):
     """A stimulus folder or image that cannot be used as it is."""
 
 
+class FolderChangedError(StimulusError):
+    """A stimulus folder whose files changed while a job was reading them (never skipped)."""
+
+
 class FormatError(ValueError):
     """A file that does not follow actpipe's HDF5 layout (or a newer one)."""
 

@@ -1,14 +1,26 @@
-"""Image preprocessing (presets and explicit settings) and seeded replicate jitter."""
+"""Image preprocessing (presets, reference transforms, explicit settings) and seeded jitter.
+
+An image becomes an input tensor in the order of the reference transforms (torchvision's
+``Resize``/``CenterCrop``/``ToTensor``/``Normalize`` on the decoded PIL image, timm's
+``create_transform`` for evaluation): decode (:mod:`actpipe.stimuli.decode`), resize and crop
+the 8-bit image (:func:`resize_and_crop`), divide by 255 (:func:`image_tensor`), jitter each
+replicate and normalise (:func:`expose`).
+"""
 
 from __future__ import annotations
 
 import zlib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from .imagefiles import DEFAULT_MAX_IMAGE_PIXELS, ImageFile
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -40,13 +52,24 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+CROP_MODES = ("center", "squash", "border")
+"""How the resized image becomes ``size`` x ``size`` (timm's ``crop_mode``): ``center``
+resizes the shorter side to ``resize`` and crops the centre; ``squash`` resizes both sides to
+``resize`` (aspect ratio not kept) and crops the centre; ``border`` resizes the longer side
+to ``resize`` and pads (with the mean colour) or crops to ``size``."""
+
+
 @dataclass(frozen=True)
 class Preprocess:
-    """How one image becomes one input tensor.
+    """How one image becomes one input tensor (the steps are in :func:`image_tensor`).
 
-    The image is decoded to RGB in [0, 1] (alpha composited onto ``background``), its shorter
-    side resized to ``resize`` (if set), centre-cropped to ``size`` x ``size`` (if set),
-    jittered per replicate, then normalised with ``mean`` / ``std``.
+    ``resize`` is the side the image is resized to (the shorter side for ``crop_mode:
+    center``), ``size`` the side of the centre crop, ``interpolation`` the resampling filter,
+    ``mean`` / ``std`` the normalisation of [0, 1] values, ``background`` the RGB colour in
+    [0, 1] transparent pixels are composited onto. ``preset`` names where the values came
+    from (``imagenet``, ``auto:torchvision``, ``auto:timm``, ...), ``reference`` the
+    reference transform they reproduce (``torchvision ResNet50_Weights.IMAGENET1K_V2``,
+    ``timm vit_base_patch16_clip_224.openai``), if any.
     """
 
     size: int | None = 224
@@ -55,10 +78,16 @@ class Preprocess:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     background: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    crop_mode: str = "center"
     preset: str = "imagenet"
+    reference: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+RECORD_ONLY = ("preset", "reference")
+"""Fields of :class:`Preprocess` that record where values came from (not settable keys)."""
 
 
 def resolve_preprocess(
@@ -67,10 +96,11 @@ def resolve_preprocess(
     """Build a :class:`Preprocess` from a config value: a preset name or a mapping.
 
     A mapping may name a ``preset`` and override any field (``size``, ``resize``,
-    ``interpolation``, ``mean``, ``std``, ``background``). The preset ``auto`` (also the
-    meaning of a missing value) takes ``defaults`` - the model's own pretrained
-    configuration, e.g. a timm model's - when there are any, and ``imagenet`` otherwise;
-    the preset recorded is then ``auto:model`` or ``auto:imagenet``.
+    ``interpolation``, ``crop_mode``, ``mean``, ``std``, ``background``). The preset
+    ``auto`` (also the meaning of a missing value) takes ``defaults`` - the model family's
+    reference transform (:func:`actpipe.models.spec.reference_preprocess`), which may carry
+    its own ``preset`` label and ``reference`` - when there are any, and ``imagenet``
+    otherwise (recorded as ``auto:imagenet``).
     """
     if block is None:
         block = "auto"
@@ -78,11 +108,14 @@ def resolve_preprocess(
         block = {"preset": block}
     block = dict(block)
     preset = block.pop("preset", "auto")
+    reference = ""
     if preset == "auto":
         base = dict(PRESETS["imagenet"])
         if defaults:
+            defaults = dict(defaults)
+            preset = str(defaults.pop("preset", "auto:model"))
+            reference = str(defaults.pop("reference", ""))
             base.update(defaults)
-            preset = "auto:model"
         else:
             preset = "auto:imagenet"
     elif preset in PRESETS:
@@ -91,11 +124,13 @@ def resolve_preprocess(
         raise ValueError(
             f"unknown preprocessing preset {preset!r}; choose one of {['auto', *PRESETS]}"
         )
-    known = {f.name for f in fields(Preprocess)} - {"preset"}
+    known = {f.name for f in fields(Preprocess)} - set(RECORD_ONLY)
     unknown = set(block) - known
     if unknown:
         raise ValueError(f"unknown preprocessing key(s) {sorted(unknown)}; valid: {sorted(known)}")
-    values: dict[str, Any] = {**base, **block, "preset": preset}
+    if block and reference:
+        reference += " (with overrides)"
+    values: dict[str, Any] = {**base, **block, "preset": preset, "reference": reference}
     for key in ("mean", "std", "background"):
         if key in values:
             values[key] = tuple(float(v) for v in values[key])
@@ -105,6 +140,13 @@ def resolve_preprocess(
         raise ValueError("preprocessing 'std' values must be positive")
     if values.get("resize") is None and values.get("size") is not None:
         values["resize"] = values["size"]
+    values.setdefault("crop_mode", "center")
+    if values["crop_mode"] not in CROP_MODES:
+        raise ValueError(
+            f"unknown preprocessing crop_mode {values['crop_mode']!r}; choose one of {CROP_MODES}"
+        )
+    if values["crop_mode"] != "center" and values.get("size") is None:
+        raise ValueError(f"preprocessing crop_mode {values['crop_mode']!r} needs a 'size'")
     _interpolation(values["interpolation"])
     return Preprocess(**values)
 
@@ -173,21 +215,83 @@ def _interpolation(name: str):
         raise ValueError(f"unknown interpolation {name!r}; choose one of {valid}") from exc
 
 
-def prepare_image(path: str | Path, pre: Preprocess) -> torch.Tensor:
-    """Decode, resize and centre-crop one image: float tensor ``(3, size, size)`` in [0, 1]."""
-    import torchvision.transforms.v2.functional as F
+def resize_and_crop(
+    img: Image.Image, pre: Preprocess, fill: float | tuple[int, ...] = 0
+) -> Image.Image:
+    """Resize and crop a PIL image as the reference transforms do (torchvision's functional
+    ``resize`` and ``center_crop`` on the PIL image, i.e. Pillow's own resampling).
 
-    from .stimuli import load_rgb
+    ``center``: ``Resize(resize)`` (shorter side to ``resize``, the longer one to
+    ``int(resize * long / short)``) then ``CenterCrop(size)`` (padding with 0 where the image
+    is smaller). ``squash``: ``Resize((resize, resize))`` then ``CenterCrop(size)``.
+    ``border`` (timm's): the longer side to ``resize`` (both sides ``round(side / ratio)``),
+    then padded with ``fill`` to at least ``size`` and centre-cropped. Works on 8-bit RGB and
+    on float (mode ``F``) images.
+    """
+    import torchvision.transforms.functional as TF
 
-    rgb = load_rgb(path, pre.background)
-    image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
-    if pre.resize is not None:
-        image = F.resize(
-            image, [pre.resize], interpolation=_interpolation(pre.interpolation), antialias=True
-        )
+    interpolation = _interpolation(pre.interpolation)
+    if pre.crop_mode == "squash":
+        img = TF.resize(img, [pre.resize, pre.resize], interpolation)
+    elif pre.crop_mode == "border":
+        width, height = img.size
+        ratio = max(height / pre.resize, width / pre.resize)
+        img = TF.resize(img, [round(height / ratio), round(width / ratio)], interpolation)
+        width, height = img.size
+        if pre.size > width or pre.size > height:
+            pad_w, pad_h = max(pre.size - width, 0), max(pre.size - height, 0)
+            padding = [pad_w // 2, pad_h // 2, (pad_w + 1) // 2, (pad_h + 1) // 2]
+            img = TF.pad(img, padding, fill=fill)
+    elif pre.resize is not None:
+        img = TF.resize(img, [pre.resize], interpolation)
     if pre.size is not None:
-        image = F.center_crop(image, [pre.size, pre.size])
-    return image.clamp_(0.0, 1.0)
+        img = TF.center_crop(img, [pre.size, pre.size])
+    return img
+
+
+def image_tensor(decoded: Image.Image | np.ndarray, pre: Preprocess) -> torch.Tensor:
+    """A decoded image (:func:`actpipe.stimuli.decode_image`) as a float tensor ``(3, H, W)``
+    in [0, 1], resized and cropped.
+
+    8-bit RGB images (a PIL image) are resized and cropped as 8-bit images
+    (:func:`resize_and_crop`), then divided by 255 (torchvision's ``ToTensor``), so the
+    result equals the model family's reference transform before its ``Normalize``. Images
+    with more than 8 bits per channel (a float array) are resized and cropped channel by
+    channel as float images with the same filters (no rounding to 8 bits), then clipped to
+    [0, 1].
+    """
+    from PIL import Image
+
+    if not isinstance(decoded, np.ndarray):
+        fill = tuple(round(255 * m) for m in pre.mean)
+        pixels = np.asarray(resize_and_crop(decoded, pre, fill)).transpose(2, 0, 1)
+        # numpy's float32 division equals torch's div(255) (both correctly rounded) and
+        # does not compete with the forward pass for torch's thread pool.
+        image = pixels.astype(np.float32, order="C")
+        image /= np.float32(255)
+        return torch.from_numpy(image)
+    channels = []
+    for c in range(3):
+        plane = Image.fromarray(np.ascontiguousarray(decoded[:, :, c], dtype=np.float32), "F")
+        plane = resize_and_crop(plane, pre, round(255 * pre.mean[c]) / 255)
+        channels.append(torch.from_numpy(np.asarray(plane, dtype=np.float32).copy()))
+    return torch.stack(channels).clamp_(0.0, 1.0)
+
+
+def prepare_image(
+    path: str | Path,
+    pre: Preprocess,
+    max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+    listed: ImageFile | None = None,
+) -> torch.Tensor:
+    """Decode, resize and centre-crop one image: float tensor ``(3, size, size)`` in [0, 1].
+
+    :func:`actpipe.stimuli.decode_image` then :func:`image_tensor`; ``max_image_pixels`` and
+    ``listed`` are passed to the decoder.
+    """
+    from .stimuli import decode_image
+
+    return image_tensor(decode_image(path, pre.background, max_image_pixels, listed), pre)
 
 
 def expose(
@@ -224,12 +328,15 @@ def expose(
 __all__ = [
     "CLIP_MEAN",
     "CLIP_STD",
+    "CROP_MODES",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "PRESETS",
     "Jitter",
     "Preprocess",
     "expose",
+    "image_tensor",
     "prepare_image",
+    "resize_and_crop",
     "resolve_preprocess",
 ]

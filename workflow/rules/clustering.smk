@@ -23,6 +23,7 @@ rule cluster_paths:
         params=get_parameter_set,
         run=get_parameter_set_run,
         centroids_json_max_values=config["clustering"]["centroids_json_max_values"],
+        labels_state=get_labels_state,
         checksum_cache=".snakemake/actpipe/sha256",
         version=ACTPIPE_VERSION,
     script:

@@ -13,7 +13,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 # The package's standard-library-only modules (version, names, result files, the canonical
-# config, parameter sets) are read here; nothing that imports torch or numpy is.
+# config, parameter sets, the listing of stimulus folders) are read here; nothing that imports
+# torch, numpy or Pillow is.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from actpipe._version import __version__ as ACTPIPE_VERSION  # noqa: E402
 from actpipe.clustering.params import SCOPE_OPTIONS, resolve_parameter_set  # noqa: E402
@@ -23,8 +24,15 @@ from actpipe.config import (  # noqa: E402
     model_params,
     split_extraction,
 )
-from actpipe.errors import ClusteringError, ModelError  # noqa: E402
+from actpipe.errors import ClusteringError, ModelError, StimulusError  # noqa: E402
 from actpipe.gradients.settings import GradientOptions  # noqa: E402
+from actpipe.imagefiles import (  # noqa: E402
+    DEFAULT_EXTENSIONS,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    list_image_files,
+    listing_digest,
+    normalise_extensions,
+)
 from actpipe.names import entry_names, layer_key  # noqa: E402
 from actpipe.results import (  # noqa: E402
     ACTIVATION_X_GRADIENT,
@@ -261,9 +269,81 @@ def get_stimulus_dir(wildcards):
     return stimulus_dir(wildcards.stimset)
 
 
-# What counts as an image is the rule of actpipe.stimuli.folder.list_images, restated here
-# because the Snakefile is parsed without the package's dependencies (numpy, Pillow).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# How a folder set is read (stimuli.{set}: recursive, extensions, max_image_pixels) and the
+# defaults of these keys; the listing itself is actpipe.imagefiles.list_image_files, the same
+# function the extraction jobs use (standard library only).
+FOLDER_DEFAULTS = {
+    "recursive": False,
+    "extensions": list(DEFAULT_EXTENSIONS),
+    "max_image_pixels": DEFAULT_MAX_IMAGE_PIXELS,
+}
+
+
+def folder_options(stimset):
+    """The listing keys of a set, defaults filled in and extensions written one way (lower
+    case, no dot), so that `[PNG, .jpg]` and `[png, jpg]` rerun nothing (generated sets: the
+    defaults)."""
+    block = STIMULI[stimset]
+    if block["source"] != "folder":
+        return dict(FOLDER_DEFAULTS)
+    options = {key: block.get(key, default) for key, default in FOLDER_DEFAULTS.items()}
+    try:
+        options["extensions"] = list(normalise_extensions(options["extensions"]))
+    except StimulusError as exc:
+        raise WorkflowError(f"stimuli.{stimset}.{exc}") from None
+    return options
+
+
+def get_folder_options(wildcards):
+    return folder_options(wildcards.stimset)
+
+
+_LISTINGS = {}
+
+
+def folder_listing(stimset):
+    """The images of a folder set, listed once per Snakefile parse."""
+    if stimset not in _LISTINGS:
+        block = STIMULI[stimset]
+        options = folder_options(stimset)
+        if not Path(block["path"]).is_dir():
+            raise WorkflowError(
+                f"stimuli.{stimset}.path: folder {block['path']!r} does not exist or is not a "
+                "folder; fix the path in the config (relative paths are relative to the "
+                "working directory)"
+            )
+        try:
+            _LISTINGS[stimset] = list_image_files(
+                block["path"], options["recursive"], options["extensions"]
+            )
+        except StimulusError as exc:
+            raise WorkflowError(f"stimuli.{stimset}: {exc}")
+    return _LISTINGS[stimset]
+
+
+def get_stimulus_listing(wildcards):
+    """A folder set's listing digest (names, sizes, mtimes of its images), as a rule param.
+
+    Snakemake compares a folder input by the folder's own mtime, which a file added, removed
+    or rewritten in a subfolder (or rewritten in place) leaves alone; the digest changes in
+    all these cases, so extraction reruns. Generated sets are outputs of their own rule.
+    """
+    if STIMULI[wildcards.stimset]["source"] != "folder":
+        return "generated"
+    return listing_digest(folder_listing(wildcards.stimset))
+
+
+def get_labels_state(wildcards):
+    """Size and mtime of a folder set's labels.csv (or "none"), a param of the clustering job,
+    which scores the labels: it reruns when the labels are edited in place."""
+    if STIMULI[wildcards.stimset]["source"] != "folder":
+        return "generated"
+    path = Path(STIMULI[wildcards.stimset]["path"]) / "labels.csv"
+    try:
+        st = path.stat()
+    except OSError:
+        return "none"
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def _count_values(value):
@@ -271,7 +351,7 @@ def _count_values(value):
 
 
 def n_stimuli(stimset):
-    """Number of images of a set, known without generating or reading any of them."""
+    """Number of images of a set, known without generating or decoding any of them."""
     block = STIMULI[stimset]
     if block["source"] == "gratings":
         return (
@@ -281,19 +361,7 @@ def n_stimuli(stimset):
         )
     if block["source"] == "digits":
         return min(block["n"] or 1797, 1797)
-    folder = Path(block["path"])
-    if not folder.is_dir():
-        raise WorkflowError(
-            f"stimuli.{stimset}.path: folder {str(folder)!r} does not exist; fix the path "
-            "in the config (relative paths are relative to the working directory)"
-        )
-    return sum(
-        1
-        for entry in os.scandir(folder)
-        if entry.is_file()
-        and not entry.name.startswith(".")
-        and entry.name.lower().endswith(IMAGE_SUFFIXES)
-    )
+    return len(folder_listing(stimset))
 
 
 def shard_ids(stimset):
@@ -341,7 +409,7 @@ def cluster_outputs(folder):
 
 
 def cluster_paths_outputs():
-    """The outputs of rule cluster_paths: the layer files' folder and the aggregated files
+    """The outputs of the cluster_paths rule: the layer files' folder and the aggregated files
     (the quality table also goes into the Snakemake report)."""
     folder = "results/clusters/{stimset}/{model}/{pset}"
     out = {

@@ -24,6 +24,8 @@ rule extract_activations:
         runtime=extraction_resources("runtime", 60),
     params:
         model_block=get_model_params,
+        stimulus_options=get_folder_options,
+        stimulus_listing=get_stimulus_listing,
         extraction=EXTRACTION,
         run=EXTRACTION_RUN_SETTINGS,
         storage=STORAGE,
@@ -56,6 +58,8 @@ rule extract_activations_shard:
         runtime=extraction_resources("runtime", 60),
     params:
         model_block=get_model_params,
+        stimulus_options=get_folder_options,
+        stimulus_listing=get_stimulus_listing,
         extraction=EXTRACTION,
         run=EXTRACTION_RUN_SETTINGS,
         storage=STORAGE,

@@ -25,6 +25,8 @@ rule compute_gradients:
         runtime=extraction_resources("runtime", 60),
     params:
         model_block=get_model_params,
+        stimulus_options=get_folder_options,
+        stimulus_listing=get_stimulus_listing,
         gradients=get_gradient_settings,
         extraction=EXTRACTION,
         run=EXTRACTION_RUN_SETTINGS,

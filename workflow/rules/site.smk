@@ -17,6 +17,8 @@ rule make_thumbnails:
     threads: 2
     params:
         options=THUMBNAIL_OPTIONS,
+        stimulus_options=get_folder_options,
+        stimulus_listing=get_stimulus_listing,
         version=ACTPIPE_VERSION,
     script:
         "../scripts/make_thumbnails.py"

@@ -13,4 +13,5 @@ with logging_to(snakemake.log[0]):
         snakemake.output[0],
         ThumbnailOptions.from_config(snakemake.params.options),
         threads=snakemake.threads,
+        stimulus_options=snakemake.params.stimulus_options,
     )

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import StimulusError
+from ..errors import FolderChangedError, StimulusError
 from ..models.spec import AUTOCAST, ModelSpec
-from ..preprocess import Jitter, expose, prepare_image
-from ..stimuli import StimulusSet, load_stimulus_folder
+from ..preprocess import Jitter, expose, image_tensor
+from ..stimuli import StimulusSet, decode_image, find_unreadable, load_stimulus_folder
 from ..storage import ActivationWriter, StorageOptions
 from .backends import open_backend
 from .runtime import set_deterministic, tune_malloc
@@ -120,24 +120,24 @@ def iter_batches(
     so a run resumed at a boundary computes exactly the batches of an uninterrupted run.
     """
     per_batch = images_per_batch(spec, options)
+    pre = spec.preprocess
+    limit = stimuli.options.max_image_pixels
     for start in range(start_image, len(stimuli), per_batch):
         ids, tensors, records, skipped = [], [], [], []
-        for sid, path in zip(
-            stimuli.ids[start : start + per_batch],
-            stimuli.paths[start : start + per_batch],
-            strict=True,
-        ):
+        for index in range(start, min(start + per_batch, len(stimuli))):
+            sid, path = stimuli.ids[index], stimuli.paths[index]
             try:
-                image = prepare_image(path, spec.preprocess)
+                decoded = decode_image(path, pre.background, limit, stimuli.listed(index))
+                image = image_tensor(decoded, pre)
+            except FolderChangedError:
+                raise
             except StimulusError as exc:
                 if options.on_bad_image == "skip":
                     log.warning("skipping stimulus %r: %s", sid, exc)
                     skipped.append(sid)
                     continue
                 raise
-            exposures, record = expose(
-                image, sid, options.n_replicates, options.jitter, spec.preprocess
-            )
+            exposures, record = expose(image, sid, options.n_replicates, options.jitter, pre)
             ids.append(sid)
             tensors.append(exposures)
             records.append(record)
@@ -181,11 +181,39 @@ def resume_key(
         "on_bad_image": options.on_bad_image,
         "channels_last": options.channels_last,
         "ids": stimuli.ids,
+        "stimulus_options": stimuli.options.to_dict(),
         "actpipe": __version__,
     }
     if extra is not None:
         description["extra"] = extra
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
+
+
+def check_images(stimuli: StimulusSet, workers: int | None = None) -> None:
+    """Check every image of ``stimuli`` before any model is built; raise listing all problems.
+
+    The check (:func:`actpipe.stimuli.check_image`) reads headers and proves each file
+    decodes (PNG chunk checksums, JPEG at 1/8 scale, other formats' first frame), refuses
+    images over the set's ``max_image_pixels``, and runs in ``workers`` threads.
+    """
+    import time
+
+    began = time.perf_counter()
+    problems = find_unreadable(
+        stimuli.paths, stimuli.options.max_image_pixels, workers, stimuli.files
+    )
+    seconds = time.perf_counter() - began
+    if problems:
+        shown = problems[:50]
+        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        raise StimulusError(
+            f"{len(problems)} of {len(stimuli)} image(s) in {stimuli.root} cannot be used; "
+            "nothing was extracted. Fix or remove them, or set extraction.on_bad_image: skip "
+            "to leave them out (their ids are then recorded in the file):\n  "
+            + "\n  ".join(shown)
+            + more
+        )
+    log.info("checked %d images in %.2f s: all can be decoded", len(stimuli), seconds)
 
 
 Rows = dict[str, np.ndarray]
@@ -317,6 +345,7 @@ def provenance(
         "model": spec.describe(),
         "stimulus_set": stimulus_set,
         "stimulus_root": str(stimuli.root),
+        "stimulus_options": stimuli.options.to_dict(),
         "weights": weights,
         "preprocess": spec.preprocess.to_dict(),
         "jitter": options.jitter.to_dict(),
@@ -357,8 +386,11 @@ def extract_activations(
 
     The workflow's ``extract_activations`` rule calls this. ``stimuli`` is a
     :class:`StimulusSet` or a stimulus folder; ``rows = [start, stop)`` takes only those
-    stimuli (one shard of the set). All layers are captured in one forward pass per batch
-    (torch under ``torch.inference_mode``, or onnxruntime for ``onnx`` models). The output
+    stimuli (one shard of the set). With ``on_bad_image: error`` every image is checked
+    first (:func:`check_images`), before the model is built, and all problems are reported
+    at once; a file that changes or disappears during the run is an error in either mode.
+    All layers are captured in one forward pass per batch (torch under
+    ``torch.inference_mode``, or onnxruntime for ``onnx`` models). The output
     appears only when complete (temporary file renamed at the end). ``cache_dir`` holds
     instrumented ONNX models (default: beside the .onnx file); ``threads`` sets the number of
     threads of torch and onnxruntime.
@@ -367,6 +399,8 @@ def extract_activations(
     if threads:
         torch.set_num_threads(int(threads))
     options = options or ExtractionOptions()
+    if options.on_bad_image == "error":
+        check_images(stimuli, threads)
     malloc_tuned = tune_malloc() if options.tune_malloc else False
     backend = open_backend(
         spec, options.device, options.autocast, options.channels_last, cache_dir, threads

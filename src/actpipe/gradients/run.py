@@ -20,12 +20,13 @@ import h5py
 import numpy as np
 import torch
 
-from ..errors import ModelError, StimulusError
+from ..errors import FolderChangedError, ModelError, StimulusError
 from ..extraction.backends import open_torch_model, run_settings
 from ..extraction.run import (
     Batch,
     ExtractionOptions,
     Rows,
+    check_images,
     provenance,
     resume_key,
     run_batches,
@@ -48,9 +49,13 @@ def _first_exposure(
     stimuli: StimulusSet, spec: ModelSpec, options: ExtractionOptions
 ) -> torch.Tensor:
     """The unjittered first readable image as a batch of one (for the check before the pass)."""
-    for path in stimuli.paths:
+    for index, path in enumerate(stimuli.paths):
         try:
-            image = prepare_image(path, spec.preprocess)
+            image = prepare_image(
+                path, spec.preprocess, stimuli.options.max_image_pixels, stimuli.listed(index)
+            )
+        except FolderChangedError:
+            raise
         except StimulusError:
             if options.on_bad_image == "skip":
                 continue
@@ -93,6 +98,8 @@ def compute_gradients(
     gradients = gradients or GradientOptions()
     target = gradients.target
     stimuli = select_stimuli(stimuli, rows)
+    if options.on_bad_image == "error":
+        check_images(stimuli, threads)
     class_index = class_indices(target, stimuli, where)
     index_of = (
         None if class_index is None else dict(zip(stimuli.ids, class_index.tolist(), strict=True))

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import ModelError
 from ..names import did_you_mean, entry_names, split_head
-from ..preprocess import Preprocess, resolve_preprocess
+from ..preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess, resolve_preprocess
 from ..probes import METRICS, parse_probe
 from .registry import SOURCE_NAMES
 
@@ -195,7 +195,7 @@ class ModelSpec:
         kwargs = dict(block.get("kwargs", {}) or {})
         try:
             preprocess = resolve_preprocess(
-                block.get("preprocess", AUTO), timm_defaults(source, arch, kwargs)
+                block.get("preprocess", AUTO), reference_preprocess(source, arch, kwargs)
             )
         except ValueError as exc:
             raise ModelError(f"{where}: {exc}") from exc
@@ -332,14 +332,63 @@ def check_layer_entry(layer: LayerSpec, where: str) -> None:
         )
 
 
+def reference_preprocess(source: str, arch: str, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """What ``preprocess: auto`` takes for a model: its family's reference transform.
+
+    torchvision: the transforms of the architecture's ``DEFAULT`` weights
+    (:func:`torchvision_defaults`); timm: the pretrained config as timm's
+    ``resolve_data_config`` + ``create_transform`` read it (:func:`timm_defaults`); every
+    other source (and a name neither knows): ``None``, i.e. the ``imagenet`` preset.
+    """
+    if source == "torchvision":
+        return torchvision_defaults(arch)
+    if source == "timm":
+        return timm_defaults(source, arch, kwargs)
+    return None
+
+
+def torchvision_defaults(arch: str) -> dict[str, Any] | None:
+    """Preprocessing of a torchvision architecture's ``DEFAULT`` weights (offline: the
+    transform's parameters ship with torchvision): resize size, crop size, interpolation,
+    mean and std of its ``ImageClassification`` transform. ``None`` for architectures without
+    weights or whose weights transform is not an image classification one."""
+    from torchvision.models import get_model_weights
+
+    try:
+        weights = get_model_weights(arch).DEFAULT
+    except Exception:  # unknown names are reported by the registry, with close names
+        return None
+    transform = weights.transforms()
+    needed = ("crop_size", "resize_size", "interpolation", "mean", "std")
+    if type(transform).__name__ != "ImageClassification" or not all(
+        hasattr(transform, name) for name in needed
+    ):
+        return None
+    return {
+        "size": int(transform.crop_size[0]),
+        "resize": int(transform.resize_size[0]),
+        "interpolation": transform.interpolation.value,
+        "mean": tuple(float(v) for v in transform.mean),
+        "std": tuple(float(v) for v in transform.std),
+        "crop_mode": "center",
+        "preset": "auto:torchvision",
+        "reference": f"torchvision {weights}",
+    }
+
+
 def timm_defaults(source: str, arch: str, kwargs: dict[str, Any]) -> dict[str, Any] | None:
     """Preprocessing of a timm architecture's own pretrained config (``None`` if it has none).
 
-    ``size`` is the config's input size (or ``kwargs['img_size']``), ``resize`` the size
-    divided by ``crop_pct``, plus its interpolation, mean and std.
+    As timm's ``resolve_data_config`` and evaluation ``create_transform`` read the config:
+    ``size`` is its input size (or ``kwargs['img_size']``), ``resize`` is
+    ``floor(size / crop_pct)`` (``crop_pct`` 0.875 when the config has none), the crop mode
+    (``center`` when none), the interpolation (``bicubic`` when none), mean and std (ImageNet's
+    when none).
     """
     if source != "timm":
         return None
+    import math
+
     import timm
 
     try:
@@ -354,11 +403,15 @@ def timm_defaults(source: str, arch: str, kwargs: dict[str, Any]) -> dict[str, A
         size = img_size
     elif isinstance(img_size, (list, tuple)) and img_size:
         size = int(img_size[-1])
-    crop_pct = float(cfg.crop_pct or 1.0)
+    crop_pct = float(cfg.crop_pct or 0.875)
+    tag = arch if "." in arch else f"{arch}.{cfg.tag}" if cfg.tag else arch
     return {
         "size": size,
-        "resize": int(size / crop_pct) if cfg.crop_mode == "center" else size,
-        "interpolation": str(cfg.interpolation or "bilinear"),
-        "mean": tuple(float(v) for v in cfg.mean),
-        "std": tuple(float(v) for v in cfg.std),
+        "resize": math.floor(size / crop_pct),
+        "interpolation": str(cfg.interpolation or "bicubic"),
+        "mean": tuple(float(v) for v in (cfg.mean or IMAGENET_MEAN)),
+        "std": tuple(float(v) for v in (cfg.std or IMAGENET_STD)),
+        "crop_mode": str(cfg.crop_mode or "center"),
+        "preset": "auto:timm",
+        "reference": f"timm {tag}",
     }

@@ -4,7 +4,8 @@ A stimulus set's ``labels.csv`` has a ``stimulus_id`` column and any number of l
 :class:`StimulusLabels` holds, for each column, one value per stimulus (``""`` when the file
 has no value for it) and groups the stimuli into *conditions*: one per distinct value. Numeric
 columns (every non-empty value parses as a number) sort their conditions numerically, others
-alphabetically.
+alphabetically. Images in subfolders (ids ``cats/001``) also get the ``folder`` label, first
+(:func:`actpipe.stimuli.labels.folder_labels`; a ``folder`` column of ``labels.csv`` wins).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..stimuli.labels import FOLDER_COLUMN, folder_labels
 
 LABELS_FILE = "labels.csv"
 ID_COLUMN = "stimulus_id"
@@ -50,13 +53,15 @@ class StimulusLabels:
         error naming it (``missing="error"``) or gets empty values (``missing="empty"``).
         """
         ids = list(stimulus_ids)
+        folders = folder_labels(ids)  # images in subfolders: the 'folder' label comes first
+        derived = {} if folders is None else {FOLDER_COLUMN: folders}
         if path is None:
-            return cls(ids)
+            return cls(ids, derived)
         path = Path(path)
         if path.is_dir():
             path = path / LABELS_FILE
         if not path.exists():
-            return cls(ids)
+            return cls(ids, derived)
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             if reader.fieldnames is None or ID_COLUMN not in reader.fieldnames:
@@ -81,7 +86,7 @@ class StimulusLabels:
             name: [(rows[sid].get(name) or "").strip() if sid in rows else "" for sid in ids]
             for name in names
         }
-        return cls(ids, columns, str(path))
+        return cls(ids, {**derived, **columns}, str(path))
 
     @property
     def names(self) -> list[str]:

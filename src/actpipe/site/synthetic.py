@@ -4,9 +4,10 @@
 the workflow (docs/clustering.md, :mod:`actpipe.site.thumbnails`, the distances of
 :func:`actpipe.aggregation.write_member_distances`), without running any model: for one
 stimulus set of ``n_stimuli`` images with a ``label`` column of ``n_labels`` classes, every
-(model, parameter set) gets cluster paths in which deeper layers follow the label more closely and each layer
-partly keeps the previous layer's cluster (so common paths exist, as in real runs).
-Thumbnails are a few distinct tiny images, hard-linked to every stimulus (fast at 100,000).
+(model, parameter set) gets cluster paths in which deeper layers follow the label more
+closely and each layer partly keeps the previous layer's cluster (so common paths exist, as
+in real runs). Thumbnails are a few distinct tiny images, hard-linked to every stimulus (fast
+at 100,000).
 Everything is seeded: the same arguments give the same files.
 """
 

@@ -105,12 +105,23 @@ def _displayable(img: Any, fmt: str) -> Any:
     return Image.alpha_composite(white, rgba).convert("RGB")
 
 
-def render_thumbnail(path: PathLike, options: ThumbnailOptions) -> tuple[bytes, int, int]:
-    """The encoded thumbnail of one image file, with its width and height."""
-    from PIL import Image
+def render_thumbnail(
+    path: PathLike, options: ThumbnailOptions, max_image_pixels: int | None = None
+) -> tuple[bytes, int, int]:
+    """The encoded thumbnail of one image file, with its width and height.
 
-    with Image.open(path) as img:
+    The image is opened as the extraction opens it (size guard ``max_image_pixels``, default
+    the stimulus sets' default; first frame; EXIF orientation applied, so photos are upright).
+    """
+    from PIL import Image, ImageOps
+
+    from ..imagefiles import DEFAULT_MAX_IMAGE_PIXELS
+    from ..stimuli.decode import open_image
+
+    limit = DEFAULT_MAX_IMAGE_PIXELS if max_image_pixels is None else max_image_pixels
+    with open_image(path, limit) as img:
         img.load()
+        ImageOps.exif_transpose(img, in_place=True)
         img = _displayable(img, options.format)
     img.thumbnail((options.size, options.size), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
@@ -126,20 +137,24 @@ def make_thumbnails(
     out_dir: PathLike,
     options: ThumbnailOptions | None = None,
     threads: int = 1,
+    stimulus_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the thumbnails and ``manifest.json`` of a stimulus folder; return the manifest.
 
     ``out_dir`` is replaced as a whole when everything is written (see module docstring).
+    ``stimulus_options`` is how the folder is read (the set's ``recursive``, ``extensions``,
+    ``max_image_pixels``), so the thumbnails are those of the extracted stimuli.
     """
     from ..stimuli.folder import load_stimulus_folder
 
     options = options or ThumbnailOptions()
-    stimuli = load_stimulus_folder(stimulus_dir)
+    stimuli = load_stimulus_folder(stimulus_dir, stimulus_options)
+    limit = stimuli.options.max_image_pixels
     extension = EXTENSIONS[options.format]
 
     def one(index: int) -> tuple[int, bytes | None, int, int]:
         try:
-            data, width, height = render_thumbnail(stimuli.paths[index], options)
+            data, width, height = render_thumbnail(stimuli.paths[index], options, limit)
         except (OSError, ValueError, SyntaxError) as exc:
             log.warning("cannot read %s (no thumbnail): %s", stimuli.paths[index], exc)
             return index, None, 0, 0

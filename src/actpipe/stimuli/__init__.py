@@ -2,8 +2,10 @@
 
 Every set reaches extraction through the same folder code path: generated sets are first
 written as a PNG folder with a ``labels.csv`` by :func:`materialise_stimuli` (the workflow's
-rule of that name). :mod:`.folder` lists and decodes images, :mod:`.labels` reads
-``labels.csv``, :mod:`.gratings` and :mod:`.digits` generate sets.
+rule of that name). :mod:`.folder` lists a folder's images (the rule itself is
+:mod:`actpipe.imagefiles`), :mod:`.decode` decodes them and checks them before a run,
+:mod:`.labels` reads ``labels.csv`` and the ``folder`` label, :mod:`.gratings` and
+:mod:`.digits` generate sets.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import StimulusError
-from .folder import StimulusSet, list_images, load_rgb, load_stimulus_folder
+from ..errors import FolderChangedError, StimulusError
+from .decode import check_image, decode_image, find_unreadable, load_rgb
+from .folder import FolderOptions, StimulusSet, list_images, load_stimulus_folder
 from .labels import LABELS_FILE, label_columns, read_labels
 
 GENERATORS: dict[str, str] = {
@@ -33,8 +36,13 @@ log = logging.getLogger(__name__)
 __all__ = [
     "GENERATORS",
     "LABELS_FILE",
+    "FolderChangedError",
+    "FolderOptions",
     "StimulusError",
     "StimulusSet",
+    "check_image",
+    "decode_image",
+    "find_unreadable",
     "generated_items",
     "label_columns",
     "list_images",

@@ -1,30 +1,102 @@
-"""Stimulus folders: listing images, attaching their labels and decoding images to RGB."""
+"""Stimulus folders: the listing options of a set, its images in id order, and their labels.
+
+Which files count and their ids follow :mod:`actpipe.imagefiles` (shared with the
+Snakefile); decoding is :mod:`.decode`; ``labels.csv`` and the ``folder`` label are
+:mod:`.labels`.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from ..errors import StimulusError
+from ..imagefiles import (
+    DEFAULT_EXTENSIONS,
+    DEFAULT_MAX_IMAGE_PIXELS,
+    ImageFile,
+    list_image_files,
+    normalise_extensions,
+    subfolders_with_images,
+)
 from .labels import label_columns
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+FOLDER_KEYS = ("recursive", "extensions", "max_image_pixels")
+"""Keys of a folder set's config block that decide what is read (besides ``path``)."""
+
+
+@dataclass(frozen=True)
+class FolderOptions:
+    """How a stimulus folder is read: the listing rule and the size guard.
+
+    ``recursive``: take images from subfolders too (ids ``cats/001``, label ``folder``);
+    ``extensions``: file extensions that are images (case-insensitive);
+    ``max_image_pixels``: larger images (width x height) are refused, ``None``: no limit.
+    """
+
+    recursive: bool = False
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
+    max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS
+
+    @classmethod
+    def from_config(cls, block: Mapping[str, Any] | None) -> FolderOptions:
+        """The options of a set's config block; other keys (``source``, ``path``, ...) are
+        ignored. Extensions Pillow cannot read are an error naming them."""
+        block = dict(block or {})
+        limit = block.get("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS)
+        if limit is not None and (isinstance(limit, bool) or int(limit) < 1):
+            raise StimulusError(
+                f"max_image_pixels must be a positive number of pixels or null, got {limit!r}"
+            )
+        options = cls(
+            recursive=bool(block.get("recursive", False)),
+            extensions=normalise_extensions(block.get("extensions")),
+            max_image_pixels=None if limit is None else int(limit),
+        )
+        options.check_extensions()
+        return options
+
+    def check_extensions(self) -> None:
+        """Refuse extensions that no installed Pillow plugin reads."""
+        from PIL import Image
+
+        readable = {e.lstrip(".").lower() for e in Image.registered_extensions()}
+        unknown = [e for e in self.extensions if e not in readable]
+        if unknown:
+            raise StimulusError(
+                f"extensions: Pillow cannot read {', '.join('.' + e for e in unknown)} files "
+                "(no installed Pillow plugin registers them); remove them from the stimulus "
+                "set's 'extensions' or convert those files"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recursive": self.recursive,
+            "extensions": list(self.extensions),
+            "max_image_pixels": self.max_image_pixels,
+        }
 
 
 @dataclass
 class StimulusSet:
-    """The images of one folder, in stimulus-id order, with their labels (if any)."""
+    """The images of one folder, in stimulus-id order, with their labels (if any).
+
+    ``files`` holds each image as listed (size and mtime, to notice a folder that changes
+    during a run); ``options`` how the folder was read.
+    """
 
     root: Path
     ids: list[str]
     paths: list[Path]
     labels: dict[str, list[str]] = field(default_factory=dict)
+    files: list[ImageFile] | None = None
+    options: FolderOptions = field(default_factory=FolderOptions)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -36,76 +108,62 @@ class StimulusSet:
             self.ids[start:stop],
             self.paths[start:stop],
             {k: v[start:stop] for k, v in self.labels.items()},
+            None if self.files is None else self.files[start:stop],
+            self.options,
         )
 
-
-def list_images(root: str | os.PathLike[str]) -> list[Path]:
-    """The PNG/JPEG files directly inside ``root`` (not recursive), sorted by stimulus id."""
-    root = Path(root)
-    if not root.exists():
-        raise StimulusError(f"stimulus folder {str(root)!r} does not exist")
-    if not root.is_dir():
-        raise StimulusError(f"stimulus folder {str(root)!r} is not a directory")
-    files = [
-        p
-        for p in root.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-    ]
-    if not files:
-        raise StimulusError(
-            f"stimulus folder {str(root)!r} holds no images (looked for "
-            f"{', '.join(IMAGE_SUFFIXES)} files directly inside it)"
-        )
-    files.sort(key=lambda p: (p.stem, p.name))
-    seen: dict[str, Path] = {}
-    for p in files:
-        if p.stem in seen:
-            raise StimulusError(
-                f"stimulus id {p.stem!r} is ambiguous in {str(root)!r}: both "
-                f"{seen[p.stem].name} and {p.name} exist; rename one of them"
-            )
-        seen[p.stem] = p
-    return files
+    def listed(self, index: int) -> ImageFile | None:
+        """Image ``index`` as the listing saw it (``None`` for sets built by hand)."""
+        return None if self.files is None else self.files[index]
 
 
-def load_stimulus_folder(root: str | os.PathLike[str]) -> StimulusSet:
-    """List a folder's images and attach the columns of its ``labels.csv`` when present."""
-    root = Path(root)
-    paths = list_images(root)
-    ids = [p.stem for p in paths]
-    return StimulusSet(root, ids, paths, label_columns(root, ids))
+def list_images(
+    root: str | os.PathLike[str], options: FolderOptions | Mapping[str, Any] | None = None
+) -> list[Path]:
+    """The image files of ``root`` (the rule of :mod:`actpipe.imagefiles`), in id order."""
+    options = _options(options)
+    return [f.path for f in list_image_files(root, options.recursive, options.extensions)]
 
 
-def load_rgb(path: str | os.PathLike[str], background: tuple[float, float, float]) -> np.ndarray:
-    """Decode an image to float32 RGB in [0, 1], shape ``(H, W, 3)``.
+def _options(options: FolderOptions | Mapping[str, Any] | None) -> FolderOptions:
+    if isinstance(options, FolderOptions):
+        return options
+    return FolderOptions.from_config(options)
 
-    Grayscale and palette images become RGB; images with transparency (RGBA, LA, palette
-    with a transparent index) are alpha-composited onto ``background`` (RGB in [0, 1]);
-    16-bit images are scaled by 65535, 8-bit by 255. Raises :class:`StimulusError` naming
-    the file when it cannot be decoded.
+
+def load_stimulus_folder(
+    root: str | os.PathLike[str], options: FolderOptions | Mapping[str, Any] | None = None
+) -> StimulusSet:
+    """List a folder's images and attach their labels.
+
+    ``options`` is a :class:`FolderOptions` or a folder set's config block (``recursive``,
+    ``extensions``, ``max_image_pixels``; other keys ignored). Without ``recursive``,
+    subfolders holding images are named in a warning. Labels are the columns of the root's
+    ``labels.csv`` and, for images in subfolders, the ``folder`` label
+    (:func:`actpipe.stimuli.labels.label_columns`).
     """
-    from PIL import Image, UnidentifiedImageError
+    root = Path(root)
+    options = _options(options)
+    files = list_image_files(root, options.recursive, options.extensions)
+    if not options.recursive:
+        below = subfolders_with_images(root, options.extensions)
+        if below:
+            log.warning(
+                "stimulus folder %s: %d subfolder(s) hold images that are not used (%s); set "
+                "'recursive: true' in the stimulus set to take them",
+                root,
+                len(below),
+                ", ".join(below[:10]) + (" ..." if len(below) > 10 else ""),
+            )
+    ids = [f.stimulus_id for f in files]
+    return StimulusSet(root, ids, [f.path for f in files], label_columns(root, ids), files, options)
 
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            if mode == "P":
-                img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-                mode = img.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I"):
-                array = np.asarray(img, dtype=np.float64)
-                scale = 65535.0 if mode.startswith("I;16") or array.max() > 255 else 255.0
-                gray = (array / scale).astype(np.float32)
-                return np.repeat(gray[:, :, None], 3, axis=2)
-            if mode == "F":
-                gray = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
-                return np.repeat(gray[:, :, None], 3, axis=2)
-            if mode in ("RGBA", "LA", "PA") or (mode == "RGB" and "transparency" in img.info):
-                rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
-                alpha = rgba[:, :, 3:4]
-                bg = np.asarray(background, dtype=np.float32).reshape(1, 1, 3)
-                return (rgba[:, :, :3] * alpha + bg * (1.0 - alpha)).astype(np.float32)
-            return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise StimulusError(f"cannot read image {str(path)!r}: {exc}") from exc
+
+__all__ = [
+    "FOLDER_KEYS",
+    "FolderOptions",
+    "StimulusError",
+    "StimulusSet",
+    "list_images",
+    "load_stimulus_folder",
+]
