@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from actpipe.clustering.params import resolve_parameter_set
+from actpipe.clustering.params import SCOPE_OPTIONS, resolve_parameter_set
 from actpipe.storage.validate import validate_file
 from tests.helpers.workflow import REPO, run_snakemake
 
@@ -88,8 +88,9 @@ def spelled_out(config: dict) -> dict:
     config["extraction"]["jitter"]["scale"] = [1, 1]
     psets = config["clustering"]["parameter_sets"]
     for name, block in psets.items():
+        scope = {k: block.pop(k) for k in SCOPE_OPTIONS if k in block}
         full = resolve_parameter_set(block, name).to_dict()
-        psets[name] = {k: v for k, v in full.items() if v is not None}
+        psets[name] = {**{k: v for k, v in full.items() if v is not None}, **scope}
     return config
 
 

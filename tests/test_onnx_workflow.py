@@ -1,5 +1,6 @@
 """The workflow over an ONNX classifier as torch's exporter writes it: default tensor names
-(with ``/``), a fixed batch of 1, weights in external data, a folder of JPEGs."""
+(with ``/``), a fixed batch of 1, weights in external data, on a folder of JPEGs kept in
+class subfolders (the ImageFolder layout)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import onnx
 import pytest
 import torch
 
-from actpipe import get_available_layers
+from actpipe import get_available_images, get_available_layers
 from actpipe.names import layer_key
 from actpipe.storage.validate import validate_file
 from tests.helpers.onnx_exports import Classifier, export_default, save_external
@@ -40,12 +41,16 @@ def test_workflow_over_an_exported_classifier_with_external_data(tmp_path):
 
     rng = np.random.default_rng(0)
     folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(12):
-        pixels = rng.integers(0, 256, (40 + i, 48, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"photo_{i:02d}.jpg", quality=85)
+    classes = {"cats": 7, "dogs": 5}
+    ids = []
+    for name, count in classes.items():
+        (folder / name).mkdir(parents=True)
+        for i in range(count):
+            pixels = rng.integers(0, 256, (40 + i, 48, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / name / f"IMG_{i:04d}.JPG", quality=85)
+            ids.append(f"{name}/IMG_{i:04d}")
     config = {
-        "stimuli": {"photos": {"source": "folder", "path": str(folder)}},
+        "stimuli": {"photos": {"source": "folder", "path": str(folder), "recursive": True}},
         "models": {
             "classifier": {
                 "source": "onnx",
@@ -57,7 +62,6 @@ def test_workflow_over_an_exported_classifier_with_external_data(tmp_path):
         },
         "extraction": {"n_replicates": 1, "progress": False},
         "clustering": {"parameter_sets": {"kmeans_k3": {"method": "kmeans", "k": 3, "n_init": 2}}},
-        "site": {"enabled": False},
     }
     write_config(tmp_path, config)
     run_snakemake(tmp_path, "--cores", "2")
@@ -66,17 +70,22 @@ def test_workflow_over_an_exported_classifier_with_external_data(tmp_path):
     for h5 in [activations, tmp_path / "results/activations/model_activations_photos.h5"]:
         assert validate_file(h5) == []
     assert get_available_layers(activations, "classifier") == names
+    assert get_available_images(activations, "classifier") == sorted(ids)
     clusters = tmp_path / "results/clusters/photos/classifier/kmeans_k3"
     for name in names:
         assert (clusters / "layers" / f"{layer_key(name)}.h5").is_file()
     assert json.loads((clusters / "paths.json").read_text())["layers"] == names
     with open(clusters / "quality.tsv", newline="", encoding="utf-8") as fh:
-        assert [row["layer"] for row in csv.DictReader(fh, delimiter="\t")] == names
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert [row["layer"] for row in rows] == names
+    assert all(row["ari_folder"] != "" for row in rows)  # the class folder is a label
+    assert json.loads((clusters / "metadata.json").read_text())["label_columns"] == ["folder"]
     report = (tmp_path / "results/report.md").read_text()
     assert f"`{relu[0]}`" in report and "`conv2`" in report
     # The cached copy holds the graph only; the weights stay beside the model.
     cached = list((tmp_path / "results/models/instrumented").glob("*.instrumented.onnx"))
     data = path.parent / "classifier.onnx.data"
     assert len(cached) == 1 and cached[0].stat().st_size < data.stat().st_size
+    assert (tmp_path / "results/site/index.html").is_file()
     proc = run_snakemake(tmp_path, "-n", "--cores", "1")
     assert "Nothing to be done" in proc.stdout + proc.stderr

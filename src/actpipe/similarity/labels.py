@@ -4,25 +4,20 @@ A stimulus set's ``labels.csv`` has a ``stimulus_id`` column and any number of l
 :class:`StimulusLabels` holds, for each column, one value per stimulus (``""`` when the file
 has no value for it) and groups the stimuli into *conditions*: one per distinct value. Numeric
 columns (every non-empty value parses as a number) sort their conditions numerically, others
-alphabetically. Images in subfolders (ids ``cats/001``) also get the ``folder`` label, first
-(:func:`actpipe.stimuli.labels.folder_labels`; a ``folder`` column of ``labels.csv`` wins).
+alphabetically. The columns are read by :func:`actpipe.stimuli.labels.label_columns`, as
+everywhere else (images in subfolders also get the ``folder`` label).
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from ..stimuli.labels import FOLDER_COLUMN, folder_labels
-
-LABELS_FILE = "labels.csv"
-ID_COLUMN = "stimulus_id"
+from ..stimuli.labels import label_columns, labels_path
 
 PathLike = str | os.PathLike[str]
 
@@ -44,49 +39,14 @@ class StimulusLabels:
     source: str = ""
 
     @classmethod
-    def read(
-        cls, path: PathLike | None, stimulus_ids: Sequence[str], *, missing: str = "error"
-    ) -> StimulusLabels:
-        """Labels of ``stimulus_ids`` from ``labels.csv`` (the file, or the folder holding it).
-
-        No path, or a folder without ``labels.csv``: no columns. A stimulus without a row is an
-        error naming it (``missing="error"``) or gets empty values (``missing="empty"``).
-        """
+    def read(cls, path: PathLike | None, stimulus_ids: Sequence[str]) -> StimulusLabels:
+        """Labels of ``stimulus_ids`` from their stimulus folder (or its ``labels.csv``), read
+        as everywhere else (:func:`actpipe.stimuli.labels.label_columns`: the ``folder``
+        label of images in subfolders, then the columns of ``labels.csv``; a stimulus without
+        a row is an error naming it)."""
         ids = list(stimulus_ids)
-        folders = folder_labels(ids)  # images in subfolders: the 'folder' label comes first
-        derived = {} if folders is None else {FOLDER_COLUMN: folders}
-        if path is None:
-            return cls(ids, derived)
-        path = Path(path)
-        if path.is_dir():
-            path = path / LABELS_FILE
-        if not path.exists():
-            return cls(ids, derived)
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if reader.fieldnames is None or ID_COLUMN not in reader.fieldnames:
-                raise ValueError(
-                    f"{path}: the first line must name the columns, one of them "
-                    f"{ID_COLUMN!r} (found {reader.fieldnames})"
-                )
-            names = [c for c in reader.fieldnames if c != ID_COLUMN]
-            rows: dict[str, dict[str, str]] = {}
-            for line, row in enumerate(reader, start=2):
-                sid = row[ID_COLUMN]
-                if sid in rows:
-                    raise ValueError(f"{path}:{line}: stimulus_id {sid!r} appears twice")
-                rows[sid] = row
-        absent = [sid for sid in ids if sid not in rows]
-        if absent and missing == "error":
-            raise ValueError(
-                f"{path}: no row for {len(absent)} stimulus id(s) of the activation file, e.g. "
-                f"{absent[:5]}; add them to {path.name} or remove the file"
-            )
-        columns = {
-            name: [(rows[sid].get(name) or "").strip() if sid in rows else "" for sid in ids]
-            for name in names
-        }
-        return cls(ids, {**derived, **columns}, str(path))
+        source = "" if path is None else str(labels_path(path))
+        return cls(ids, label_columns(path, ids), source)
 
     @property
     def names(self) -> list[str]:

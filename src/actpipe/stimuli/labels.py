@@ -20,7 +20,10 @@ FOLDER_COLUMN = "folder"
 
 
 def read_labels(path: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
-    """``labels.csv`` as ``{stimulus_id: {column: value}}``; needs a ``stimulus_id`` column."""
+    """``labels.csv`` as ``{stimulus_id: {column: value}}``; needs a ``stimulus_id`` column.
+
+    Values are stripped of surrounding white space (spreadsheets leave it); an empty cell is
+    ``""``. A byte-order mark at the start of the file (Excel's UTF-8) is ignored."""
     path = Path(path)
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
@@ -34,7 +37,7 @@ def read_labels(path: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
             sid = row.pop(ID_COLUMN)
             if sid in rows:
                 raise StimulusError(f"{path}:{line}: stimulus_id {sid!r} appears twice")
-            rows[sid] = {k: v for k, v in row.items() if k is not None}
+            rows[sid] = {k: (v or "").strip() for k, v in row.items() if k is not None}
     return rows
 
 
