@@ -485,6 +485,18 @@ def test_onnx_model_is_refused(tmp_path, no_pass):
     assert not list(tmp_path.iterdir())
 
 
+def test_probe_layers_are_refused(tmp_path, no_pass):
+    block = {
+        "source": "timm",
+        "name": "vit_tiny_patch16_224",
+        "kwargs": {"img_size": 32},
+        "layers": ["blocks.0", {"name": "blocks.1.attn.z", "as": "z"}],
+    }
+    spec = ModelSpec.from_config("vit", block)
+    with pytest.raises(ModelError, match="model 'vit': gradients are taken.*'z' is a probe"):
+        compute_gradients(spec, tmp_path, tmp_path / "g.h5")
+
+
 def test_missing_label_is_refused(tmp_path, no_pass):
     folder = labelled_folder(tmp_path, ["a", "", "b"])
     gradients = GradientOptions.from_config({"target": {"label": "kind", "classes": {"a": 0}}})

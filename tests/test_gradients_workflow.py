@@ -182,8 +182,15 @@ def test_editing_the_target_reruns_gradients_and_their_clusterings_only(finished
             ),
             "models.net.gradients: model 'net' runs in onnxruntime",
         ),
+        (
+            lambda c: c["models"]["vit_tiny"].update(
+                layers=["blocks.0", "blocks.11.resid_mid"], gradients=True
+            ),
+            "models.vit_tiny.gradients: gradients are taken with respect to module outputs, and "
+            "'blocks.11.resid_mid' is a probe",
+        ),
     ],
-    ids=["no-gradients", "other-sets", "no-product", "unknown-model", "onnx"],
+    ids=["no-gradients", "other-sets", "no-product", "unknown-model", "onnx", "probe"],
 )
 def test_config_errors_stop_the_workflow_before_any_job(tmp_path, edit, message):
     config = gradients_config()

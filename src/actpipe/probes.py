@@ -109,3 +109,14 @@ def metric_probe(block: int, metric: str) -> Probe:
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose from {list(METRICS)}")
     return Probe(int(block), f"attn.{metric}")
+
+
+def probe_gradients_message(where: str, probes: list[str]) -> str:
+    """Why a gradient pass refuses probe layers, and what to do instead."""
+    return (
+        f"{where}: gradients are taken with respect to module outputs, and "
+        f"{', '.join(map(repr, probes))} {'is a probe' if len(probes) == 1 else 'are probes'} "
+        "inside the attention block, not a module output; list modules instead (the output "
+        "of module blocks.{i} is blocks.{i}.resid_post), for example in a second model entry "
+        "of the same network for the gradients, or set 'gradients: false'"
+    )

@@ -33,7 +33,8 @@ from actpipe.imagefiles import (  # noqa: E402
     listing_digest,
     normalise_extensions,
 )
-from actpipe.names import entry_names, layer_key  # noqa: E402
+from actpipe.names import entry_names, layer_key, split_head  # noqa: E402
+from actpipe.probes import parse_probe, probe_gradients_message  # noqa: E402
 from actpipe.results import (  # noqa: E402
     ACTIVATION_X_GRADIENT,
     CLUSTER_OUTPUTS,
@@ -502,6 +503,14 @@ def _gradient_settings(model):
             "pass here; compute the gradients of the same network built in torch, or set "
             f"models.{model}.gradients: false"
         )
+    layers = [] if block["layers"] == "auto" else block["layers"]
+    probes = [
+        entry["as"] if "as" in entry else entry["name"]
+        for entry in layers
+        if parse_probe(split_head(entry["name"])[0])
+    ]
+    if probes:
+        raise WorkflowError(probe_gradients_message(where, probes))
     computed = {k: v for k, v in settings.items() if k != "stimuli"}
     try:
         return GradientOptions.from_config(computed, where).to_config(), stimsets

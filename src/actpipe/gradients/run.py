@@ -35,6 +35,7 @@ from ..extraction.run import (
 from ..extraction.runtime import set_deterministic, tune_malloc
 from ..models.spec import ModelSpec
 from ..preprocess import Jitter, expose, prepare_image
+from ..probes import parse_probe, probe_gradients_message
 from ..stimuli import StimulusSet
 from ..storage import ActivationWriter
 from ..storage.format import LAYERS_GROUP, PREDICTED_INDEX, TARGET_INDEX, TARGET_VALUE
@@ -94,6 +95,9 @@ def compute_gradients(
             "built in torch (its source and weights file), or set 'gradients: false' in this "
             "model's block"
         )
+    probe_layers = [layer.name for layer in spec.layers if parse_probe(layer.probe_name)]
+    if probe_layers:
+        raise ModelError(probe_gradients_message(where, probe_layers))
     options = options or ExtractionOptions()
     gradients = gradients or GradientOptions()
     target = gradients.target
