@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,8 @@ import numpy as np
 
 from ._io import write_json
 from .errors import FormatError
-from .probes import METRICS, parse_probe
+from .probes import CLS_ROW_REDUCTIONS, METRICS, parse_probe
+from .stimuli.folder import image_files
 from .storage.lazy import LazyActivations
 
 PathLike = str | os.PathLike[str]
@@ -47,8 +48,6 @@ BOUNDED = ("attention_entropy_norm", "sink_share", "density")
 HEATMAP_SUFFIX = ".heatmap.json"
 CLS_EXAMPLES = 4
 """Examples whose class-token attention the workflow hands to the site."""
-CLS_ROWS = ("cls_row", "cls", "flatten")
-"""Pattern reductions that keep the class token's query row."""
 
 
 def _rounded(table: np.ndarray) -> list[list[float]]:
@@ -264,16 +263,106 @@ def render_attention_section(summaries: Sequence[dict[str, Any]]) -> list[str]:
 
 # --------------------------------------------------------------------------- site page
 
+READ_BYTES = 64 << 20
+"""Most bytes of stored patterns :func:`read_cls_attention` holds at a time."""
 
-def _stimulus_image(root: str, stimulus_id: str) -> str | None:
-    from .stimuli.folder import list_images
 
-    if not root or not Path(root).is_dir():
+def cls_attention_layout(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """Where the class token's attention of ``summary``'s model can be read, or ``None``.
+
+    ``grid`` (patch rows, columns), ``patch_size`` (input pixels per patch, rows x columns),
+    ``prefix_tokens`` (class token first, then any distillation and register tokens) and
+    ``blocks``: block name -> ``{"dataset", "reduce"}`` of every stored attention pattern
+    that keeps the class token's query row (reduce ``cls_row``, ``cls`` or ``flatten``), in
+    block order. ``None`` when there is none, or the model has no class token or patch grid.
+    """
+    stored = {
+        int(b): p
+        for b, p in summary.get("patterns", {}).items()
+        if p.get("reduce") in CLS_ROW_REDUCTIONS
+    }
+    t = summary.get("transformer") or {}
+    if not stored or not t.get("grid") or not t.get("class_token"):
         return None
-    for path in list_images(root):
-        if path.stem == stimulus_id:
-            return str(path)
-    return None
+    rows, cols = (int(v) for v in t["grid"])
+    return {
+        "grid": [rows, cols],
+        "patch_size": [int(v) for v in t.get("patch_size") or []] or None,
+        "prefix_tokens": int(t.get("prefix_tokens", 1)),
+        "blocks": {f"blocks.{b}": dict(stored[b]) for b in sorted(stored)},
+    }
+
+
+def read_cls_attention(
+    activations: PathLike,
+    summary: dict[str, Any],
+    ids: Sequence[str],
+    read_bytes: int = READ_BYTES,
+) -> Iterator[tuple[str, dict[str, dict[str, np.ndarray]]]]:
+    """The class token's attention of each stimulus of ``ids`` (in that order), replicate 0
+    (the unjittered exposure unless the jitter says otherwise).
+
+    Yields ``(stimulus id, {block: {"patches": (heads, rows, cols), "prefix_share":
+    (heads,)}})``: the class token's query row of the stored pattern, its keys after the
+    prefix tokens laid out over the patch grid (row-major, as the tokens are), and the sum of
+    its attention to the prefix tokens (itself included). At most ``read_bytes`` of stored
+    patterns are held at a time (a ``flatten`` pattern stores every query's row).
+    """
+    layout = cls_attention_layout(summary)
+    if layout is None:
+        return
+    rows, cols = layout["grid"]
+    prefix = layout["prefix_tokens"]
+    n_keys = prefix + rows * cols
+    model = summary["model"]
+    with LazyActivations(activations, models=[model], cache_bytes=0) as acts:
+        lazy = acts[model]
+        views = {block: lazy.layer(p["dataset"]) for block, p in layout["blocks"].items()}
+        per_row = max(v.nbytes // max(v.n_stimuli, 1) for v in views.values())
+        step = max(1, read_bytes // max(per_row, 1))
+        for start in range(0, len(ids), step):
+            chunk = list(ids[start : start + step])
+            maps: dict[str, np.ndarray] = {}
+            for block, view in views.items():
+                values = view.read(chunk, dtype=np.float64)[:, 0]  # (n, heads, f)
+                if layout["blocks"][block]["reduce"] == "flatten":
+                    values = values.reshape(len(chunk), values.shape[1], -1, n_keys)[:, :, 0]
+                if values.shape[-1] != n_keys:
+                    raise FormatError(
+                        f"{activations}: {model}/{view.name} has {values.shape[-1]} keys per "
+                        f"row, but the recorded {prefix} prefix token(s) and {rows}x{cols} "
+                        f"patch grid make {n_keys}; extract the model again"
+                    )
+                maps[block] = values
+            for i, sid in enumerate(chunk):
+                yield (
+                    sid,
+                    {
+                        block: {
+                            "patches": v[i, :, prefix:].reshape(-1, rows, cols),
+                            "prefix_share": v[i, :, :prefix].sum(-1),
+                        }
+                        for block, v in maps.items()
+                    },
+                )
+
+
+def stimulus_folder(
+    activations: PathLike, model: str, base: PathLike | None = None
+) -> tuple[Path | None, dict[str, Any]]:
+    """The stimulus folder the activation file records for ``model`` (``None`` when it is
+    not there; a relative folder is looked for from the working directory, then from
+    ``base``), and how it was read (``recursive``, ``extensions``)."""
+    with LazyActivations(activations, models=[model], cache_bytes=0) as acts:
+        attrs = acts[model].attrs
+    root = str(attrs.get("stimulus_root") or "")
+    options = attrs.get("stimulus_options") or {}
+    if not root:
+        return None, options
+    for candidate in (Path(root), None if base is None else Path(base) / root):
+        if candidate is not None and candidate.is_dir():
+            return candidate, options
+    return None, options
 
 
 def attention_page_data(
@@ -285,14 +374,17 @@ def attention_page_data(
     """What the results site's transformer page shows for one (set, model), JSON-ready.
 
     ``heatmaps``: for each metric, a block x head matrix of means (``rows`` are block names,
-    ``columns`` head names, ``values`` the matrix, ``units``, ``definition``).
+    ``columns`` head names, ``values`` the means; ``std``, ``min``, ``max`` the other tables;
+    ``units``, ``definition``, ``bounded``: whether the metric lies in [0, 1]).
 
     ``cls_attention`` (when the activation file stores a pattern with the class token's query
-    row: reduce ``cls_row``/``cls``/``flatten``): for each chosen example (``examples``, or
-    the first ``max_examples`` stimuli), its ``image`` file (if found in the recorded stimulus
-    folder) and, for each block with a stored pattern, the class token's attention to every
-    patch as a ``heads x rows x columns`` grid (replicate 0, the unjittered exposure; the
-    attention to prefix tokens is left out and given as ``prefix_share`` per head).
+    row: reduce ``cls_row``/``cls``/``flatten``, see :func:`cls_attention_layout`): the
+    ``grid``, ``patch_size``, ``prefix_tokens``, ``blocks`` and, for each chosen example
+    (``examples``, or the first ``max_examples`` stimuli), its ``image`` file (if found in the
+    recorded stimulus folder) and, for each block, the class token's attention to every patch
+    as a ``heads x rows x columns`` grid (:func:`read_cls_attention`; the attention to the
+    prefix tokens is left out and given as ``prefix_share`` per head). Without
+    ``activations``, ``cls_attention`` is ``None``.
     """
     if not isinstance(summary, dict):
         summary = read_summary(summary)
@@ -306,52 +398,43 @@ def attention_page_data(
                 "rows": blocks,
                 "columns": columns,
                 "values": entry["mean"],
+                "std": entry["std"],
+                "min": entry["min"],
+                "max": entry["max"],
                 "units": entry["units"],
                 "definition": entry["definition"],
+                "bounded": metric in BOUNDED,
             }
             for metric, entry in summary["metrics"].items()
         },
         "cls_attention": None,
     }
-    stored = {
-        int(b): p for b, p in summary.get("patterns", {}).items() if p.get("reduce") in CLS_ROWS
-    }
-    t = summary.get("transformer") or {}
-    if activations is None or not stored or not t.get("grid") or not t.get("class_token"):
+    layout = cls_attention_layout(summary)
+    if activations is None or layout is None:
         return page
-    rows, cols = t["grid"]
-    prefix = int(t["prefix_tokens"])
     model = summary["model"]
-    with LazyActivations(activations, models=[model], cache_bytes=0) as acts:
-        lazy = acts[model]
-        ids = list(examples) if examples is not None else lazy.stimulus_ids[:max_examples]
-        root = str(lazy.attrs.get("stimulus_root", ""))
-        maps: dict[str, Any] = {}
-        for block, pattern in sorted(stored.items()):
-            values = lazy.layer(pattern["dataset"]).read(ids)[:, 0]  # replicate 0
-            n_keys = prefix + rows * cols
-            if pattern["reduce"] == "flatten":
-                values = values.reshape(len(ids), values.shape[1], -1, n_keys)[:, :, 0]
-            maps[f"blocks.{block}"] = values
-        page["cls_attention"] = {
-            "grid": [rows, cols],
-            "patch_size": t.get("patch_size"),
-            "prefix_tokens": prefix,
-            "examples": [
-                {
-                    "stimulus_id": sid,
-                    "image": _stimulus_image(root, sid),
-                    "blocks": {
-                        block: {
-                            "patches": _rounded_grid(v[i, :, prefix:].reshape(-1, rows, cols)),
-                            "prefix_share": [float(x) for x in v[i, :, :prefix].sum(-1)],
-                        }
-                        for block, v in maps.items()
-                    },
-                }
-                for i, sid in enumerate(ids)
-            ],
-        }
+    if examples is None:
+        with LazyActivations(activations, models=[model], cache_bytes=0) as acts:
+            examples = acts[model].stimulus_ids[:max_examples]
+    root, options = stimulus_folder(activations, model)
+    files = image_files(root, options) if root is not None else {}
+    page["cls_attention"] = {
+        **layout,
+        "examples": [
+            {
+                "stimulus_id": sid,
+                "image": str(files[sid]) if sid in files else None,
+                "blocks": {
+                    block: {
+                        "patches": _rounded_grid(m["patches"]),
+                        "prefix_share": [float(x) for x in m["prefix_share"]],
+                    }
+                    for block, m in maps.items()
+                },
+            }
+            for sid, maps in read_cls_attention(activations, summary, examples)
+        ],
+    }
     return page
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from .imagefiles import DEFAULT_MAX_IMAGE_PIXELS, ImageFile
 
 if TYPE_CHECKING:
+    import torch
     from PIL import Image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -84,6 +84,15 @@ class Preprocess:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Preprocess:
+        """The preprocessing :meth:`to_dict` recorded (an activation file's ``preprocess``
+        attribute); unknown keys are ignored, missing ones take the defaults."""
+        names = {f.name for f in fields(cls)}
+        return cls(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in names}
+        )
 
 
 RECORD_ONLY = ("preset", "reference")
@@ -249,6 +258,65 @@ def resize_and_crop(
     return img
 
 
+@dataclass(frozen=True)
+class InputRegion:
+    """Where a model's input lies on the decoded image (:func:`input_region`).
+
+    ``box``: ``(left, top, right, bottom)`` in pixel coordinates of the decoded image (edges,
+    not centres; may reach beyond the image where the input is padded); ``size``: the input's
+    ``(width, height)`` in pixels; ``fill``: the 8-bit RGB colour of padding.
+    """
+
+    box: tuple[float, float, float, float]
+    size: tuple[int, int]
+    fill: tuple[int, int, int]
+
+
+def input_region(width: int, height: int, pre: Preprocess) -> InputRegion:
+    """The part of a ``width`` x ``height`` image that :func:`resize_and_crop` turns into the
+    model's input, computed from the same sizes and roundings (no image needed, no torch).
+
+    Input pixel ``(x, y)`` covers ``[left + x * w, left + (x + 1) * w]`` horizontally with
+    ``w = (right - left) / size[0]`` (likewise vertically), because Pillow's resampling maps
+    pixel edges linearly; so the input's patch grid can be laid over the image.
+    """
+    if pre.crop_mode == "squash":
+        rw, rh = pre.resize, pre.resize
+    elif pre.crop_mode == "border":
+        ratio = max(height / pre.resize, width / pre.resize)
+        rw, rh = round(width / ratio), round(height / ratio)
+    elif pre.resize is not None:  # torchvision's Resize(int): the shorter side to ``resize``
+        short, long = (width, height) if width <= height else (height, width)
+        new_long = int(pre.resize * long / short)
+        rw, rh = (pre.resize, new_long) if width <= height else (new_long, pre.resize)
+    else:
+        rw, rh = width, height
+    assert rw is not None and rh is not None
+    fill = (0, 0, 0)
+    left, top, cw, ch = 0, 0, rw, rh  # the canvas, in resized pixels
+    if pre.crop_mode == "border" and pre.size is not None and (pre.size > rw or pre.size > rh):
+        pad_w, pad_h = max(pre.size - rw, 0), max(pre.size - rh, 0)
+        left, top = -(pad_w // 2), -(pad_h // 2)
+        cw, ch = rw + pad_w, rh + pad_h
+        fill = tuple(round(255 * m) for m in pre.mean)  # type: ignore[assignment]
+    if pre.size is not None:  # torchvision's CenterCrop: pad with 0 if smaller, then crop
+        size = pre.size
+        if size > cw or size > ch:
+            pad_l = (size - cw) // 2 if size > cw else 0
+            pad_t = (size - ch) // 2 if size > ch else 0
+            pad_r = (size - cw + 1) // 2 if size > cw else 0
+            pad_b = (size - ch + 1) // 2 if size > ch else 0
+            left, top = left - pad_l, top - pad_t
+            cw, ch = cw + pad_l + pad_r, ch + pad_t + pad_b
+        if (cw, ch) != (size, size):
+            left += int(round((cw - size) / 2.0))
+            top += int(round((ch - size) / 2.0))
+        cw, ch = size, size
+    sx, sy = width / rw, height / rh
+    box = (left * sx, top * sy, (left + cw) * sx, (top + ch) * sy)
+    return InputRegion(box, (cw, ch), fill)
+
+
 def image_tensor(decoded: Image.Image | np.ndarray, pre: Preprocess) -> torch.Tensor:
     """A decoded image (:func:`actpipe.stimuli.decode_image`) as a float tensor ``(3, H, W)``
     in [0, 1], resized and cropped.
@@ -260,6 +328,7 @@ def image_tensor(decoded: Image.Image | np.ndarray, pre: Preprocess) -> torch.Te
     channel as float images with the same filters (no rounding to 8 bits), then clipped to
     [0, 1].
     """
+    import torch
     from PIL import Image
 
     if not isinstance(decoded, np.ndarray):
@@ -301,6 +370,7 @@ def expose(
 
     Returns ``(tensor of shape (n_replicates, 3, H, W), float64 array (n_replicates, 4))``.
     """
+    import torch
     import torchvision.transforms.v2.functional as F
 
     mean = torch.tensor(pre.mean, dtype=image.dtype).view(3, 1, 1)
@@ -332,10 +402,12 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "PRESETS",
+    "InputRegion",
     "Jitter",
     "Preprocess",
     "expose",
     "image_tensor",
+    "input_region",
     "prepare_image",
     "resize_and_crop",
     "resolve_preprocess",

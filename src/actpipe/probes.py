@@ -52,6 +52,9 @@ DENSITY_MASS = 0.9
 PATTERN_REDUCTIONS = ("cls_row",)
 """Reductions only an attention pattern takes, besides those of every layer: ``cls_row``
 (the class token's query row; ``cls`` is the same for a pattern)."""
+CLS_ROW_REDUCTIONS = ("cls_row", "cls", "flatten")
+"""Reductions of an attention pattern that keep the class token's query row (its attention
+to every key), which the results site lays over the example's image."""
 
 _PROBE_RE = re.compile(
     r"^blocks\.(0|[1-9][0-9]*)\.("

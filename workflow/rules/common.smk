@@ -630,10 +630,12 @@ def attention_summaries():
     ]
 
 
-def attention_maps():
-    """The site's heatmaps of every (stimulus set, model with metrics)."""
-    return [
-        f"results/transformer/{stimset}/{model}/maps"
+def attention_site_inputs():
+    """What the site's transformer page reads: the attention summary of every (stimulus set,
+    model with metrics) and, for the class token's attention over example images, the
+    activation file of each such model."""
+    return attention_summaries() + [
+        activation_file(stimset, model)
         for stimset in STIMULI
         for model in ATTENTION_MODELS
     ]
@@ -679,7 +681,7 @@ def get_site_inputs(wildcards):
     """
     return {
         "thumbnails": [f"{THUMBNAILS}/{stimset}" for stimset in STIMULI],
-        "transformer": attention_maps(),
+        "transformer": attention_site_inputs(),
         "runs": [
             path
             for stimset, model, pset in site_runs()

@@ -116,6 +116,15 @@ class SiteWriter:
         self.bytes += os.path.getsize(source)
         return relative
 
+    def binary(self, relative: str, data: bytes) -> str:
+        """Write a file of bytes (an image rendered at build time) at ``relative``."""
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        self.files += 1
+        self.bytes += len(data)
+        return relative
+
     def text(self, relative: str, text: str) -> str:
         write_text(self.root / relative, text)
         self.files += 1

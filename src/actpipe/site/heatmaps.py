@@ -30,6 +30,7 @@ import csv
 import json
 import logging
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,16 +96,26 @@ def read_heatmap(path: Path) -> dict[str, Any]:
     return out
 
 
-def find_heatmaps(folder: Path | None) -> list[Path]:
+def find_heatmaps(folder: Path | None, exclude: Iterable[Path] = ()) -> list[Path]:
+    """The ``*.heatmap.json`` files under ``folder``, sorted, leaving out those under any
+    folder of ``exclude``."""
     if folder is None or not folder.is_dir():
         return []
-    return sorted(folder.rglob(f"*{SUFFIX}"))
+    skip = [Path(p) for p in exclude]
+    return [
+        path
+        for path in sorted(folder.rglob(f"*{SUFFIX}"))
+        if not any(path.is_relative_to(s) for s in skip)
+    ]
 
 
-def write_heatmaps(context: BuildContext, folder: Path, prefix: str) -> list[dict[str, Any]]:
-    """Write each valid heatmap under ``{prefix}/h/{i}``; return the page's list of maps."""
+def write_heatmaps(
+    context: BuildContext, folder: Path, prefix: str, exclude: Iterable[Path] = ()
+) -> list[dict[str, Any]]:
+    """Write each valid heatmap under ``{prefix}/h/{i}`` (leaving out the folders of
+    ``exclude``); return the page's list of maps."""
     entries = []
-    for path in find_heatmaps(folder):
+    for path in find_heatmaps(folder, exclude):
         try:
             heatmap = read_heatmap(path)
         except (OSError, ValueError) as exc:

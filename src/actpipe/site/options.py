@@ -15,7 +15,9 @@ class SiteOptions:
     transitions"); ``members_per_page``: thumbnails per page of a cluster montage;
     ``title``: shown in the page header. The ``*_chunk`` sizes set how many entries one data
     file holds (examples per paths chunk, members per member chunk, stimuli per stimulus
-    chunk); ``composition_values``: label values listed per cluster (the rest pooled).
+    chunk); ``composition_values``: label values listed per cluster (the rest pooled);
+    ``attention_examples``: stimuli per (set, model) whose class-token attention the
+    transformer page lays over their image (evenly spaced over the set; all of a smaller set).
     """
 
     title: str = "actpipe results"
@@ -26,6 +28,7 @@ class SiteOptions:
     members_chunk: int = 5000
     stimuli_chunk: int = 1000
     composition_values: int = 20
+    attention_examples: int = 64
 
     def __post_init__(self) -> None:
         for f in fields(self):

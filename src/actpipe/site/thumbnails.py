@@ -34,9 +34,12 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .files import atomic_directory
+
+if TYPE_CHECKING:
+    from ..preprocess import InputRegion, Preprocess
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
@@ -130,6 +133,63 @@ def render_thumbnail(
     else:
         img.save(buffer, "JPEG", quality=options.quality, optimize=True)
     return buffer.getvalue(), img.width, img.height
+
+
+MAX_INPUT_SIDE = 448
+"""Longest side of a rendered model input (:func:`render_model_input`); larger inputs are
+scaled down, smaller ones kept at their size (the page scales them up)."""
+
+
+def render_model_input(
+    path: PathLike,
+    preprocess: Preprocess,
+    options: ThumbnailOptions | None = None,
+    max_side: int = MAX_INPUT_SIDE,
+    max_image_pixels: int | None = None,
+) -> tuple[bytes, int, int, InputRegion]:
+    """The model's input as a picture: the part of the image that the preprocessing's resize
+    and crop (:func:`actpipe.preprocess.input_region`) turn into the input, with its padding,
+    at the input's size (at most ``max_side`` on the longer side), before normalisation and
+    jitter. Encoded like the thumbnails (``options``); returns the bytes, the picture's width
+    and height, and the input's region of the image (its ``size`` is the input's).
+
+    The image is decoded as the
+    extraction decodes it (EXIF orientation, transparency onto the preprocessing's
+    background, more than 8 bits scaled to 8); resampled with Lanczos, so the pixels may
+    differ slightly from the model's (its own interpolation), never their place.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from ..imagefiles import DEFAULT_MAX_IMAGE_PIXELS
+    from ..preprocess import input_region
+    from ..stimuli.decode import decode_image
+
+    options = options or ThumbnailOptions()
+    limit = DEFAULT_MAX_IMAGE_PIXELS if max_image_pixels is None else max_image_pixels
+    decoded = decode_image(path, preprocess.background, limit)
+    if isinstance(decoded, np.ndarray):
+        decoded = Image.fromarray(np.round(np.clip(decoded, 0, 1) * 255).astype(np.uint8), "RGB")
+    region = input_region(decoded.width, decoded.height, preprocess)
+    width, height = region.size
+    scale = min(1.0, max_side / max(width, height))
+    out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
+    left, top, right, bottom = region.box
+    canvas = Image.new("RGB", (out_w, out_h), region.fill)
+    # the part of the box inside the image, and where it lands in the output
+    inner = (max(left, 0.0), max(top, 0.0), min(right, decoded.width), min(bottom, decoded.height))
+    fx, fy = out_w / (right - left), out_h / (bottom - top)
+    x0, y0 = round((inner[0] - left) * fx), round((inner[1] - top) * fy)
+    x1, y1 = round((inner[2] - left) * fx), round((inner[3] - top) * fy)
+    if x1 > x0 and y1 > y0:
+        part = decoded.resize((x1 - x0, y1 - y0), Image.Resampling.LANCZOS, box=inner)
+        canvas.paste(part, (x0, y0))
+    buffer = io.BytesIO()
+    if options.format == "webp":
+        canvas.save(buffer, "WEBP", quality=options.quality, method=4)
+    else:
+        canvas.save(buffer, "JPEG", quality=options.quality, optimize=True)
+    return buffer.getvalue(), out_w, out_h, region
 
 
 def make_thumbnails(

@@ -125,6 +125,16 @@ def list_images(
     return [f.path for f in list_image_files(root, options.recursive, options.extensions)]
 
 
+def image_files(
+    root: str | os.PathLike[str], options: FolderOptions | Mapping[str, Any] | None = None
+) -> dict[str, Path]:
+    """Stimulus id -> image file of every image of ``root``, in id order (the listing of
+    :func:`list_images`)."""
+    options = _options(options)
+    files = list_image_files(root, options.recursive, options.extensions)
+    return {f.stimulus_id: f.path for f in files}
+
+
 def _options(options: FolderOptions | Mapping[str, Any] | None) -> FolderOptions:
     if isinstance(options, FolderOptions):
         return options
@@ -164,6 +174,7 @@ __all__ = [
     "FolderOptions",
     "StimulusError",
     "StimulusSet",
+    "image_files",
     "list_images",
     "load_stimulus_folder",
 ]

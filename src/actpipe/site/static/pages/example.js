@@ -71,6 +71,7 @@
       fact("its path", "incomplete: dropped at " + dropped.join(", ") + " (non-finite activations)");
     }
     view.appendChild(h("div", { class: "example-head" }, picture, facts));
+    var attention = attentionLink(api, run, ex.stimulus, fact);
 
     view.appendChild(h("h2", null, "Its path through the layers"));
     var rows = run.layers.map(function (layer, j) {
@@ -112,12 +113,27 @@
       })));
     }
 
-    return actpipe.flow.draw(flowBox, run, labels, {
+    return Promise.all([attention, actpipe.flow.draw(flowBox, run, labels, {
       n: n, showOther: true, column: column, path: ex.path, pathRank: ex.rank, pathCount: ex.count,
       onNode: function (j, c) { location.hash = api.route("cluster", key.split("/").concat([run.layers[j].key, c])); }
     }).then(function (result) {
       var lg = actpipe.flow.legend(result.colours, column);
       if (lg) legendBox.appendChild(lg);
+    })]);
+  }
+
+  /* "Attention of this example" when the run's model stores the class token's attention and
+   * the transformer page has this stimulus among its examples. */
+  function attentionLink(api, run, stimulus, fact) {
+    var info = api.hasPage("transformer") ? api.pageInfo("transformer") : null;
+    var entry = info && info.models ? info.models.find(function (m) { return m.set === run.set && m.model === run.model && m.cls; }) : null;
+    if (!entry) return Promise.resolve();
+    return api.load("transformer/" + entry.setKey + "/" + entry.modelKey + "/examples").then(function (E) {
+      if (E.stimuli.indexOf(stimulus) >= 0) {
+        fact("attention", api.link("attention of this example", "transformer", [entry.setKey, entry.modelKey], { example: stimulus }, { id: "attention-link" }));
+      } else {
+        fact("attention", "not among the " + E.stimuli.length + " stimuli whose class-token attention the site shows (site.attention_examples)");
+      }
     });
   }
 })();
