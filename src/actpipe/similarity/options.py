@@ -132,7 +132,7 @@ class SimilarityOptions:
             exact_max_gflop=self.exact_max_gflop,
             seed=self.seed,
             memory_bytes=self.memory_bytes,
-            block_bytes=min(self.block_bytes, 64 << 20),
+            block_bytes=self.block_bytes,
         )
 
     def theory_of(self, label: str) -> Theory:
