@@ -111,6 +111,13 @@ def overlay(tab: Watch) -> dict:
     return plot(tab, "cls-overlay")
 
 
+def open_overlay(tab: Watch, site: Path) -> dict:
+    """Open the page of the model and wait for its first map; return the examples' data."""
+    tab.open(route(site), "transformer")
+    tab.until("() => !!document.getElementById('cls-overlay').dataset.state")
+    return read_data(site, f"transformer/{SET}/{MODEL}/examples")
+
+
 def expected_map(stored: dict, sid: str, head: int | None) -> np.ndarray:
     row = stored["rows"][stored["ids"].index(sid)]  # (heads, 10)
     patches = row[:, 1:].reshape(-1, 3, 3).astype(np.float64)
@@ -132,11 +139,9 @@ def test_the_page_loads_and_draws_the_metrics(tab, workdir, site):
 
 
 def test_the_map_is_the_stored_class_token_row_over_the_models_input(tab, site, stored):
-    examples = read_data(site, f"transformer/{SET}/{MODEL}/examples")
+    examples = open_overlay(tab, site)
     n = len(stored["ids"])
     assert examples["ids"] == [stored["ids"][k * n // EXAMPLES] for k in range(EXAMPLES)]
-    tab.open(route(site), "transformer")
-    tab.until("() => !!document.getElementById('cls-overlay').dataset.state")
     drawn = overlay(tab)
     sid = examples["ids"][0]
     np.testing.assert_allclose(
@@ -163,9 +168,7 @@ def test_the_map_is_the_stored_class_token_row_over_the_models_input(tab, site, 
 
 
 def test_choosing_head_block_example_and_opacity_redraws_the_right_map(tab, site, stored):
-    examples = read_data(site, f"transformer/{SET}/{MODEL}/examples")
-    tab.open(route(site), "transformer")
-    tab.until("() => !!document.getElementById('cls-overlay').dataset.state")
+    examples = open_overlay(tab, site)
 
     def choose(control: str, value: str) -> dict:
         before = overlay(tab)["state"]
@@ -213,9 +216,7 @@ def test_choosing_head_block_example_and_opacity_redraws_the_right_map(tab, site
 
 
 def test_keys_n_and_p_step_through_the_examples(tab, site, stored):
-    examples = read_data(site, f"transformer/{SET}/{MODEL}/examples")
-    tab.open(route(site), "transformer")
-    tab.until("() => !!document.getElementById('cls-overlay').dataset.state")
+    examples = open_overlay(tab, site)
     first = overlay(tab)["state"]
     tab.page.keyboard.press("n")
     tab.until(f"() => document.getElementById('cls-overlay').dataset.state !== {json.dumps(first)}")
