@@ -176,3 +176,28 @@ def test_class_token_maps_are_the_stored_rows(photos_extracted):
         # every query row sums to one: patches and prefix together
         total = maps["blocks.1"]["patches"].sum((1, 2)) + maps["blocks.1"]["prefix_share"]
         np.testing.assert_allclose(total, 1.0, rtol=1e-5)
+
+
+def test_the_page_lists_a_transformer_without_clustering_runs(photos_extracted, tmp_path):
+    """A model with attention metrics that no parameter set clusters (``models:`` scopes)
+    still has its page, after the models with runs."""
+    import json
+
+    from actpipe.site import build_site
+    from actpipe.site.synthetic import synthetic_results
+
+    path, _ = photos_extracted
+    root = tmp_path / "results"
+    synthetic_results(root, n_stimuli=20, n_models=1)
+    summary = attention_summary(path, "deit_distilled")
+    summary.pop("patterns")  # the metric tables only
+    folder = root / "transformer" / "synthetic" / "deit_distilled"
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps(summary))
+    site = build_site(root).path
+    text = (site / "data" / "index.js").read_text()
+    index = json.loads(text[text.index(",") + 1 : text.rindex(")")])
+    pages = {p["name"]: p for p in index["pages"]}
+    (entry,) = pages["transformer"]["info"]["models"]
+    assert (entry["set"], entry["model"], entry["cls"]) == ("synthetic", "deit_distilled", False)
+    assert entry["blocks"] == 3 and entry["heads"] == 3

@@ -67,14 +67,18 @@ INPUTS = "inputs"
 
 
 def summaries(tree: ResultsTree) -> list[tuple[str, str, Path]]:
-    """``(set, model, summary.json)`` of every set and model the site shows that has an
-    attention summary, in the site's set and model order."""
+    """``(set, model, summary.json)`` of every attention summary of a set the site shows, in
+    the site's set and model order (models with no clustering run of their own, e.g. left
+    out by every parameter set's ``models:``, after those with one, by name)."""
     out = []
     for stimset in tree.sets:
-        for model in tree.models:
-            path = tree.optional(FOLDER, stimset, model, SUMMARY)
-            if path is not None and path.is_file():
-                out.append((stimset, model, path))
+        folder = tree.optional(FOLDER, stimset)
+        if folder is None:
+            continue
+        found = {p.parent.name: p for p in folder.glob(f"*/{SUMMARY}") if p.is_file()}
+        order = [m for m in tree.models if m in found]
+        order += sorted(m for m in found if m not in order)
+        out += [(stimset, model, found[model]) for model in order]
     return out
 
 
