@@ -17,6 +17,7 @@ from actpipe.extraction import ExtractionOptions
 from actpipe.gradients import GradientOptions, compute_gradients
 from actpipe.models import ModelSpec
 from actpipe.stimuli import load_stimulus_folder
+from tests.helpers.browser import CHROMIUM_ARGS, ensure_chromium
 from tests.helpers.workflow import run_snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.workflow
@@ -252,19 +253,13 @@ def test_the_site_has_an_agreement_page_and_cluster_paths_of_act_x_grad(finished
 def test_the_agreement_page_draws_in_chromium(finished):
     """The page opens from disk in headless Chromium with no error, its table holds the
     quality tables' ARI, and its links lead to the act x grad run's cluster paths."""
-    from pathlib import Path
-
     sync_api = pytest.importorskip("playwright.sync_api")
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
-        pytest.skip("no Chromium at /usr/bin/chromium (tests/browser/install.sh installs it)")
+    chromium = ensure_chromium()
     base = finished / "results/clusters/digits/resnet18"
     xgrad = quality_ari(base / "spectral_xgrad")
     problems: list[str] = []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"]
-        )
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import threading
 import zipfile
 from collections import Counter
@@ -25,22 +24,13 @@ from PIL import Image, ImageDraw
 
 from actpipe.names import layer_key
 from actpipe.site.serve import make_server, url_of
+from tests.helpers.browser import CHROMIUM_ARGS, ensure_chromium
 from tests.helpers.workflow import REPO, run_snakemake, tiny_config, write_config
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.browser, pytest.mark.workflow]
 
-CHROMIUM = os.environ.get("ACTPIPE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
 ARTIFACTS = Path(os.environ.get("ACTPIPE_TEST_ARTIFACTS", REPO / "tests" / "artifacts")) / "site"
 XSS_LABEL = "<script>alert(1)</script>"
 XSS_ID = "<img src=x onerror=alert(2)>"
@@ -53,16 +43,7 @@ SET = "odd+set"
 @pytest.fixture(scope="module")
 def chromium() -> str:
     """Debian's Chromium, installed by tests/browser/install.sh when missing."""
-    if not Path(CHROMIUM).exists():
-        proc = subprocess.run(
-            ["bash", str(REPO / "tests" / "browser" / "install.sh")],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode == 3:
-            pytest.skip(proc.stderr.strip())
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-    return CHROMIUM
+    return ensure_chromium()
 
 
 def write_stimuli(folder: Path) -> list[str]:
