@@ -27,12 +27,7 @@ from actpipe.storage.reader import get_activation_shape, load_lazy_activations, 
 from actpipe.storage.validate import validate_file
 from tests.helpers.transformers import (
     probe_spec,
-    ref_density,
-    ref_distance,
-    ref_entropy,
-    ref_head_out_norm,
-    ref_sink,
-    ref_value_norm,
+    ref_metrics,
 )
 
 OPTIONS = ExtractionOptions(
@@ -86,15 +81,7 @@ def test_stored_metrics_equal_numpy_on_the_stored_patterns(tmp_path, stimuli, fa
             else:
                 weight = model.blocks[i].attn.proj.weight
             weight = weight.detach().numpy()
-            expected = {
-                "attention_entropy": ref_entropy(pattern),
-                "attention_entropy_norm": ref_entropy(pattern) / np.log(tokens),
-                "attention_distance": ref_distance(pattern, prefix, grid, patch),
-                "sink_share": ref_sink(pattern, prefix),
-                "density": ref_density(pattern),
-                "value_norm": ref_value_norm(v),
-                "head_out_norm": ref_head_out_norm(z, weight),
-            }
+            expected = ref_metrics(pattern, v, z, weight, prefix, grid, patch)
             assert set(expected) == set(METRICS)
             for metric, value in expected.items():
                 dset = layers[f"blocks.{i}.attn.{metric}"]

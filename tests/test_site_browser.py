@@ -464,7 +464,7 @@ def test_snakemake_report_zip_holds_the_site_and_opens(browser, workdir, tmp_pat
     watch.page.get_by_text("Site", exact=True).first.click()
     watch.page.locator("tr:has-text('results/site/index.html') a[iconname=eye]").click()
     frame = None
-    for _ in range(50):
+    for _ in range(300):  # the report's viewer may take a while to open the frame under load
         frame = next((f for f in watch.page.frames if f.url.endswith("/index.html")), None)
         if frame:
             break

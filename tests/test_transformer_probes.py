@@ -24,11 +24,7 @@ from actpipe.probes import METRICS, parse_probe
 from tests.helpers.transformers import (
     FAMILIES,
     ref_density,
-    ref_distance,
-    ref_entropy,
-    ref_head_out_norm,
-    ref_sink,
-    ref_value_norm,
+    ref_metrics,
     set_fused,
     small_torchvision_vit,
     timm_model,
@@ -241,15 +237,7 @@ def _check_metrics(got, prefix, grid, patch, proj_weights, tokens):
         pattern = got[f"blocks.{i}.attn.pattern"].reshape(b, -1, tokens, tokens)
         v = unflatten(got[f"blocks.{i}.attn.v"], tokens)
         z = unflatten(got[f"blocks.{i}.attn.z"], tokens)
-        expected = {
-            "attention_entropy": ref_entropy(pattern),
-            "attention_entropy_norm": ref_entropy(pattern) / np.log(tokens),
-            "attention_distance": ref_distance(pattern, prefix, grid, patch),
-            "sink_share": ref_sink(pattern, prefix),
-            "density": ref_density(pattern),
-            "value_norm": ref_value_norm(v),
-            "head_out_norm": ref_head_out_norm(z, weight),
-        }
+        expected = ref_metrics(pattern, v, z, weight, prefix, grid, patch)
         for metric, value in expected.items():
             np.testing.assert_allclose(
                 got[f"blocks.{i}.attn.{metric}"], value, rtol=1e-4, atol=1e-5, err_msg=metric

@@ -152,6 +152,29 @@ def ref_head_out_norm(z: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return np.linalg.norm(out, axis=-1).mean(-1)
 
 
+def ref_metrics(
+    pattern: np.ndarray,
+    v: np.ndarray,
+    z: np.ndarray,
+    weight: np.ndarray,
+    prefix: int,
+    grid: tuple[int, int],
+    patch: int,
+) -> dict[str, np.ndarray]:
+    """Every attention metric by its name, from the patterns ``(..., heads, tokens, tokens)``,
+    values and head mixes ``(..., heads, tokens, d_head)`` and the output projection."""
+    tokens = pattern.shape[-1]
+    return {
+        "attention_entropy": ref_entropy(pattern),
+        "attention_entropy_norm": ref_entropy(pattern) / np.log(tokens),
+        "attention_distance": ref_distance(pattern, prefix, grid, patch),
+        "sink_share": ref_sink(pattern, prefix),
+        "density": ref_density(pattern),
+        "value_norm": ref_value_norm(v),
+        "head_out_norm": ref_head_out_norm(z, weight),
+    }
+
+
 def probe_spec(tmp_path: Path, family: str, layers: list, metrics: Any = "all", **extra: Any):
     """A model block for ``family`` (a key of FAMILIES, or ``torchvision``) whose sharpened
     weights are saved as a local checkpoint (timm) or built by a python function

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ..clustering.features import describe_space
 from ..names import layer_key
 from ..results import CLUSTER_OUTPUTS
 from .files import SiteWriter
@@ -318,16 +319,7 @@ def write_run(data: RunData, site: SiteWriter, options: SiteOptions) -> dict[str
 
 
 def _space(features: dict[str, Any]) -> str:
-    if not features:
-        return ""
-    steps = ["replicate mean" if features.get("replicates") == "mean" else "each replicate"]
-    if features.get("input") == "activations_x_gradients":
-        steps.append("activations x gradients")
-    if features.get("standardize"):
-        steps.append("standardised")
-    if features.get("reduce", "none") != "none":
-        steps.append(f"{features['reduce']} to {features.get('n_components')} dims")
-    return ", ".join(steps)
+    return describe_space(features) if features else ""
 
 
 def _distance_ranges(data: RunData, layer: int) -> list[list[float] | None]:

@@ -69,7 +69,7 @@
         ["parameter set", "method", "k", "features"],
         index.psets.map(function (p) {
           var prep = [p.params.replicates === "each" ? "every replicate" : "replicate mean"];
-          if (p.params.standardize) prep.push("standardised");
+          if (p.params.standardize) prep.push("standardized");
           if (p.params.reduce && p.params.reduce !== "none") prep.push(p.params.reduce + " to " + p.params.n_components);
           if (p.params.input === "activations_x_gradients") prep.push("activations x gradients");
           return [p.name, p.method, p.params.k === undefined || p.params.k === null ? "–" : String(p.params.k), prep.join(", ")];
